@@ -1,0 +1,51 @@
+# Greenlight: the two commands are `make serve` and `make test`.
+# Everything is installed into a project-local virtualenv (.venv) from pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8080
+WORKERS ?= 1
+
+.PHONY: serve install test lint format bench conformance-report postgres-server clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## serve: create the virtualenv, migrate, load the demo payer, serve on $(HOST):$(PORT)
+serve: $(STAMP)
+	GREENLIGHT_DEMO=true $(BIN)/greenlight demo-data
+	GREENLIGHT_DEMO=true $(BIN)/greenlight serve --demo --no-auth --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+## postgres-server: make sure the PostgreSQL server binaries exist (tests start their own cluster)
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ echo "installing the PostgreSQL server package"; \
+		  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; }
+
+## test: the whole suite, on SQLite and on a throwaway PostgreSQL
+test: $(STAMP) postgres-server
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: load on loopback, Greenlight beside a bare FastAPI app (see bench/README.md)
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Authentication and authorization: SMART Backend Services tokens and scope checks."""

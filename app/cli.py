@@ -1,0 +1,102 @@
+"""The `greenlight` command: serve, db upgrade, demo-data (and the IG and rules tools).
+
+Each sub-command is a small function; argparse wires them. Output goes to stdout for people,
+logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from app.config import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.store.migrate import upgrade_database
+
+    if args.demo:
+        import os
+
+        os.environ["GREENLIGHT_DEMO"] = "true"
+        if args.no_auth:
+            os.environ["GREENLIGHT_AUTH_ENABLED"] = "false"
+        get_settings.cache_clear()
+        settings = get_settings()
+    elif args.no_auth:
+        print("--no-auth is allowed only with --demo", file=sys.stderr)
+        return 2
+    upgrade_database(settings.database_url)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        access_log=args.access_log,
+        http="httptools",
+        loop="uvloop",
+    )
+    return 0
+
+
+def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.store.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def _demo_data(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.demo.loader import load_demo_data
+    from app.store.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    report = asyncio.run(load_demo_data(settings))
+    print(report.describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="greenlight", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP server (applies migrations first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="demo profile (demo secrets)")
+    serve.add_argument(
+        "--no-auth", action="store_true", help="with --demo: accept /fhir calls without tokens"
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=_db_upgrade)
+
+    demo = commands.add_parser("demo-data", help="load the demo payer (idempotent)")
+    demo.set_defaults(handler=_demo_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args, get_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

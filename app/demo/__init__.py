@@ -1,0 +1,1 @@
+"""The demo payer: members, plans and providers that the Inferno fixtures use."""

@@ -1,0 +1,1 @@
+"""FHIR R4 plumbing: models, OperationOutcomes, JSON, content negotiation, capability."""

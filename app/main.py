@@ -1,0 +1,67 @@
+"""`create_app()`: settings, storage, authentication, middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import metadata, resources, smart
+from app.api.body_limit import BodySizeLimit
+from app.api.context import Services
+from app.api.errors import register_error_handlers
+from app.auth.guard import Authenticator, OpenAccess
+from app.config import Settings, get_settings
+from app.registry import REGISTRY, Registry
+from app.store.db import create_database
+from app.store.repository import ResourceStore
+
+log = logging.getLogger("greenlight")
+
+
+def _authenticator(settings: Settings, store: ResourceStore) -> Authenticator:
+    if not settings.auth_enabled:
+        if not settings.demo:
+            raise RuntimeError("Auth can be turned off only in demo mode (GREENLIGHT_DEMO=true)")
+        log.warning(
+            "!!! AUTHENTICATION IS OFF (demo mode): every /fhir request is allowed "
+            "without a token. Never run this way with real data. !!!"
+        )
+        return OpenAccess()
+    from app.auth.smart import SmartBackendAuth
+
+    return SmartBackendAuth(settings, store)
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """Build the Greenlight ASGI application (the database schema must already be migrated)."""
+    settings = settings or get_settings()
+    registry = registry or REGISTRY
+    database = create_database(settings.database_url)
+    store = ResourceStore(database, registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="Greenlight",
+        version=__version__,
+        description="Payer-side HL7 Da Vinci prior authorization server",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = Services(settings=settings, registry=registry, store=store)
+    app.state.authenticator = _authenticator(settings, store)
+    register_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(metadata.router)
+    app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
+    app.include_router(resources.router)
+    return app

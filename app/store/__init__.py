@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 (async) tables, engines, the resource repository, migrations."""

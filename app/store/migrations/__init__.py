@@ -1,0 +1,1 @@
+"""Alembic migration environment for Greenlight's database (see `app.store.migrate`)."""

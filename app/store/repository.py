@@ -1,0 +1,438 @@
+"""The resource repository: versioned FHIR resources and their search index, behind one interface.
+
+Reads go through `ResourceStore`; every write happens inside `ResourceStore.transaction()`, one
+database transaction per unit of work, so a request that fails part-way leaves nothing behind.
+Domain code receives `StoredResource` values (JSON bytes plus version metadata), never ORM rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.fhir.outcomes import FhirError, gone, not_found
+from app.registry import Registry
+from app.store.db import Database
+from app.store.indexing import index_entries
+from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
+from app.store.tables import resource_versions, resources, search_index
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of a resource as stored: its JSON bytes (None when deleted) and metadata."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated_us: int
+    deleted: bool
+    body: bytes | None
+
+    @property
+    def last_updated(self) -> str:
+        return format_instant(self.last_updated_us)
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    def json(self) -> dict[str, Any]:
+        if self.body is None:
+            raise ValueError(f"{self.resource_type}/{self.id} has no body (deleted)")
+        loaded: dict[str, Any] = orjson.loads(self.body)
+        return loaded
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    total: int
+    items: Sequence[StoredResource]
+
+
+def now_us() -> int:
+    """The current time in epoch microseconds, at millisecond precision (as `meta.lastUpdated`)."""
+    moment = datetime.now(UTC)
+    return int(moment.timestamp() * 1000) * 1000
+
+
+def format_instant(epoch_us: int) -> str:
+    moment = datetime.fromtimestamp(epoch_us / 1_000_000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _with_meta(resource: dict[str, Any], resource_id: str, version: int, stamp: int) -> bytes:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(stamp)
+    body = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
+    body.update({k: v for k, v in resource.items() if k not in body})
+    return orjson.dumps(body)
+
+
+def _row_to_stored(resource_type: str, resource_id: str, row: Any) -> StoredResource:
+    body = row.body.encode("utf-8") if row.body is not None else None
+    return StoredResource(
+        resource_type, resource_id, row.version_id, row.last_updated_us, row.deleted, body
+    )
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """`W/"3"` or `"3"` -> 3; raise 400 on anything else."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise FhirError.single(
+            400, "invalid", f"If-Match '{header}' is not a version ETag", "If-Match"
+        )
+    return int(text)
+
+
+def _check_if_match(current: StoredResource | None, if_match: int | None) -> None:
+    """Raise 412 when an `If-Match` version is given and is not the live current version."""
+    if if_match is None:
+        return
+    if current is not None and not current.deleted:
+        if current.version_id == if_match:
+            return
+        have = str(current.version_id)
+    else:
+        have = "none"
+    raise FhirError.single(
+        412,
+        "conflict",
+        f"If-Match version {if_match} does not match the current version ({have})",
+        "If-Match",
+    )
+
+
+class ResourceWriter:
+    """Writes inside one open transaction (see `ResourceStore.transaction`)."""
+
+    def __init__(self, conn: AsyncConnection, registry: Registry) -> None:
+        self._conn = conn
+        self._registry = registry
+
+    async def current(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """The current version, locked for the rest of the transaction (PostgreSQL row lock;
+        SQLite write transactions are already exclusive)."""
+        row = (
+            await self._conn.execute(
+                select(
+                    resources.c.version_id,
+                    resources.c.last_updated_us,
+                    resources.c.deleted,
+                    resources.c.body,
+                )
+                .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+                .with_for_update()
+            )
+        ).first()
+        return None if row is None else _row_to_stored(resource_type, resource_id, row)
+
+    async def create(
+        self, resource: dict[str, Any], resource_id: str | None = None
+    ) -> StoredResource:
+        """Store a new resource (version 1) under `resource_id` or a new id."""
+        resource_type = resource["resourceType"]
+        rid = resource_id or new_id()
+        stamp = now_us()
+        body = _with_meta(resource, rid, 1, stamp)
+        try:
+            await self._conn.execute(
+                insert(resources).values(
+                    resource_type=resource_type,
+                    id=rid,
+                    version_id=1,
+                    last_updated_us=stamp,
+                    deleted=False,
+                    body=body.decode("utf-8"),
+                )
+            )
+        except IntegrityError:
+            raise FhirError.single(
+                409, "conflict", f"{resource_type}/{rid} already exists", f"{resource_type}.id"
+            ) from None
+        await self._record(resource_type, rid, 1, stamp, body, resource)
+        return StoredResource(resource_type, rid, 1, stamp, False, body)
+
+    async def update(
+        self, resource: dict[str, Any], resource_id: str, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        """Store a new version (or create it when absent); returns (stored, created)."""
+        resource_type = resource["resourceType"]
+        current = await self.current(resource_type, resource_id)
+        _check_if_match(current, if_match)
+        if current is None:
+            return await self.create(resource, resource_id), True
+        stored = await self._next_version(current, resource)
+        return stored, current.deleted
+
+    async def delete(
+        self, resource_type: str, resource_id: str, if_match: int | None = None
+    ) -> StoredResource | None:
+        """Mark deleted as a new version; None when there was nothing to delete."""
+        current = await self.current(resource_type, resource_id)
+        _check_if_match(current, if_match)
+        if current is None or current.deleted:
+            return None
+        return await self._next_version(current, None)
+
+    async def _next_version(
+        self, current: StoredResource, resource: dict[str, Any] | None
+    ) -> StoredResource:
+        """Write version current+1 (None = a deletion), only if nobody else wrote in between."""
+        version = current.version_id + 1
+        stamp = max(now_us(), current.last_updated_us + 1000)
+        body = None if resource is None else _with_meta(resource, current.id, version, stamp)
+        result = await self._conn.execute(
+            update(resources)
+            .where(
+                resources.c.resource_type == current.resource_type,
+                resources.c.id == current.id,
+                resources.c.version_id == current.version_id,
+            )
+            .values(
+                version_id=version,
+                last_updated_us=stamp,
+                deleted=body is None,
+                body=None if body is None else body.decode("utf-8"),
+            )
+        )
+        if result.rowcount != 1:
+            raise FhirError.single(
+                409,
+                "conflict",
+                f"{current.resource_type}/{current.id} was changed concurrently; retry",
+            )
+        await self._record(current.resource_type, current.id, version, stamp, body, resource)
+        return StoredResource(current.resource_type, current.id, version, stamp, body is None, body)
+
+    async def _record(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: int,
+        stamp: int,
+        body: bytes | None,
+        resource: dict[str, Any] | None,
+    ) -> None:
+        await self._conn.execute(
+            insert(resource_versions).values(
+                resource_type=resource_type,
+                id=resource_id,
+                version_id=version,
+                last_updated_us=stamp,
+                deleted=body is None,
+                body=None if body is None else body.decode("utf-8"),
+            )
+        )
+        await self._conn.execute(
+            delete(search_index).where(
+                search_index.c.resource_type == resource_type,
+                search_index.c.resource_id == resource_id,
+            )
+        )
+        spec = self._registry.resource(resource_type)
+        if resource is None or spec is None:
+            return
+        rows = [
+            {
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "param": entry.param,
+                "system": entry.system,
+                "value": entry.value,
+            }
+            for entry in index_entries(spec, resource)
+        ]
+        if rows:
+            await self._conn.execute(insert(search_index), rows)
+
+
+def _value_condition(match: ValueMatch) -> ColumnElement[bool]:
+    if match.system_only:
+        return search_index.c.system == match.system
+    if match.prefix:
+        return search_index.c.value.startswith(match.value, autoescape=True)
+    condition = search_index.c.value == match.value
+    if not match.any_system:
+        system_clause = (
+            search_index.c.system.is_(None)
+            if match.system is None
+            else search_index.c.system == match.system
+        )
+        condition = and_(condition, system_clause)
+    return condition
+
+
+def _index_condition(resource_type: str, criterion: IndexCriterion) -> ColumnElement[bool]:
+    return exists(
+        select(search_index.c.row_id).where(
+            search_index.c.resource_type == resource_type,
+            search_index.c.resource_id == resources.c.id,
+            search_index.c.param == criterion.param,
+            or_(*(_value_condition(m) for m in criterion.alternatives)),
+        )
+    )
+
+
+def _date_condition(criterion: DateCriterion) -> ColumnElement[bool]:
+    column = resources.c.last_updated_us
+    low, high = criterion.low_us, criterion.high_us
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(column >= low, column < high),
+        "ne": or_(column < low, column >= high),
+        "gt": column >= high,
+        "sa": column >= high,
+        "lt": column < low,
+        "eb": column < low,
+        "ge": column >= low,
+        "le": column < high,
+    }
+    return conditions[criterion.prefix]
+
+
+class ResourceStore:
+    """Reads and transactions over the database's resources."""
+
+    def __init__(self, database: Database, registry: Registry) -> None:
+        self.database = database
+        self.registry = registry
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ResourceWriter]:
+        """One database transaction: committed when the block ends, rolled back on any error."""
+        async with self.database.writer.begin() as conn:
+            yield ResourceWriter(conn, self.registry)
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version; 404 when unknown, 410 when deleted."""
+        async with self.database.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        resources.c.version_id,
+                        resources.c.last_updated_us,
+                        resources.c.deleted,
+                        resources.c.body,
+                    ).where(
+                        resources.c.resource_type == resource_type, resources.c.id == resource_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise not_found(resource_type, resource_id)
+        stored = _row_to_stored(resource_type, resource_id, row)
+        if stored.deleted:
+            raise gone(resource_type, resource_id)
+        return stored
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        async with self.database.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        resource_versions.c.version_id,
+                        resource_versions.c.last_updated_us,
+                        resource_versions.c.deleted,
+                        resource_versions.c.body,
+                    ).where(
+                        resource_versions.c.resource_type == resource_type,
+                        resource_versions.c.id == resource_id,
+                        resource_versions.c.version_id == version_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise FhirError.single(
+                404,
+                "not-found",
+                f"{resource_type}/{resource_id} has no version {version_id}",
+                f"{resource_type}.meta.versionId",
+            )
+        stored = _row_to_stored(resource_type, resource_id, row)
+        if stored.deleted:
+            raise gone(resource_type, resource_id)
+        return stored
+
+    async def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
+        """Every version, newest first; 404 when the resource never existed."""
+        async with self.database.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        resource_versions.c.version_id,
+                        resource_versions.c.last_updated_us,
+                        resource_versions.c.deleted,
+                        resource_versions.c.body,
+                    )
+                    .where(
+                        resource_versions.c.resource_type == resource_type,
+                        resource_versions.c.id == resource_id,
+                    )
+                    .order_by(resource_versions.c.version_id.desc())
+                )
+            ).all()
+        if not rows:
+            raise not_found(resource_type, resource_id)
+        return [_row_to_stored(resource_type, resource_id, row) for row in rows]
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        conditions: list[ColumnElement[bool]] = [
+            resources.c.resource_type == query.resource_type,
+            resources.c.deleted.is_(False),
+        ]
+        conditions.extend(resources.c.id.in_(ids) for ids in query.ids)
+        conditions.extend(_index_condition(query.resource_type, c) for c in query.index)
+        conditions.extend(_date_condition(c) for c in query.dates)
+        async with self.database.reader.connect() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(resources).where(*conditions))
+            ).scalar_one()
+            if query.summary_count or query.count == 0:
+                return SearchPage(total, [])
+            rows = (
+                await conn.execute(
+                    select(
+                        resources.c.id,
+                        resources.c.version_id,
+                        resources.c.last_updated_us,
+                        resources.c.deleted,
+                        resources.c.body,
+                    )
+                    .where(*conditions)
+                    .order_by(resources.c.last_updated_us, resources.c.id)
+                    .limit(query.count)
+                    .offset(query.offset)
+                )
+            ).all()
+        return SearchPage(total, [_row_to_stored(query.resource_type, row.id, row) for row in rows])
+
+    async def count_rows(self) -> dict[str, int]:
+        """Row counts of every table (used to prove that a failed request wrote nothing)."""
+        async with self.database.reader.connect() as conn:
+            return {
+                table.name: (
+                    await conn.execute(select(func.count()).select_from(table))
+                ).scalar_one()
+                for table in (resources, resource_versions, search_index)
+            }

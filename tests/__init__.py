@@ -1,0 +1,1 @@
+"""Greenlight's test suite (mirrors the source tree)."""

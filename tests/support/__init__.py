@@ -1,0 +1,1 @@
+"""Test support: real servers (PostgreSQL, uvicorn on loopback) and shared helpers."""

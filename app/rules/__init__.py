@@ -1,0 +1,1 @@
+"""Coverage rules: topics written once by the payer, answering CRD, DTR and PAS alike."""

@@ -1,0 +1,243 @@
+"""The one decision function: (order, patient, coverage, practitioner, location, encounter) ->
+coverage decision. CRD answers from it at order time, DTR picks Questionnaires from it, PAS
+adjudicates with it, so the three can never disagree.
+
+Order of evaluation for a matched topic: the topic's answer, then the member's plan override
+(`by-plan`), then exemptions (gold card, diagnosis), then conditions in file order (later ones
+win). A code no topic names gets the documented default answer (`DEFAULT_ANSWER`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from app.rules.codes import NPI, canonical_system, normalize_code
+from app.rules.loader import Compiled, CompiledTopic, TopicSet
+from app.rules.orders import order_codings, reason_codings
+from app.rules.topic import Outcome, Reason
+
+log = logging.getLogger("greenlight.rules")
+
+GOLD_CARD = Reason(
+    code="gold-card",
+    display="Gold card",
+    text="The ordering provider is gold-carded for this service: no prior authorization needed.",
+)
+NO_RULE = Reason(
+    code="OTH",
+    system="http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp",
+    text=(
+        "No coverage rule names this service: prior authorization is not required, and coverage "
+        "is determined when the claim is adjudicated."
+    ),
+)
+DEFAULT_ANSWER = Outcome(
+    covered="conditional",
+    **{"pa-needed": "no-auth", "info-needed": ("OTH",)},
+    reasons=(NO_RULE,),
+)
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """The inputs of one decision (resources as FHIR JSON; any but `order` may be missing)."""
+
+    order: dict[str, Any]
+    patient: dict[str, Any] | None = None
+    coverage: dict[str, Any] | None = None
+    practitioner: dict[str, Any] | None = None
+    location: dict[str, Any] | None = None
+    encounter: dict[str, Any] | None = None
+    plan: str | None = None
+
+    @property
+    def ordering_npi(self) -> str | None:
+        for identifier in (self.practitioner or {}).get("identifier") or []:
+            if isinstance(identifier, dict) and identifier.get("system") == NPI:
+                value = identifier.get("value")
+                return str(value) if value else None
+        return None
+
+    def environment(self) -> dict[str, Any]:
+        """FHIRPath environment variables for topic expressions."""
+        return {
+            "order": self.order,
+            "patient": self.patient,
+            "coverage": self.coverage,
+            "practitioner": self.practitioner,
+            "location": self.location,
+            "encounter": self.encounter,
+            "orderingNpi": self.ordering_npi,
+            "plan": self.plan,
+            "diagnoses": reason_codings(self.order),
+        }
+
+
+@dataclass(frozen=True)
+class SiteProposal:
+    location: str
+    summary: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A coverage decision for one order (before it is stored and given an assertion id)."""
+
+    topic_id: str | None
+    topic_title: str | None
+    covered: str
+    pa_needed: str | None
+    doc_needed: tuple[str, ...] = ()
+    doc_purpose: tuple[str, ...] = ()
+    info_needed: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    questionnaires: tuple[str, ...] = ()
+    billing_codes: tuple[dict[str, Any], ...] = ()
+    policy_title: str | None = None
+    policy_url: str | None = None
+    instructions: str | None = None
+    site_proposals: tuple[SiteProposal, ...] = ()
+    applied: tuple[str, ...] = field(default=())  # the trace: which rule parts shaped this answer
+    expiry_date: date | None = None
+    auto_approval_criteria: tuple[str, ...] = ()
+
+
+def _merge(base: Outcome, override: Outcome) -> Outcome:
+    """`base` with every field that `override` sets replaced (typed values kept as they are)."""
+    values = {
+        name: getattr(override, name)
+        for name in Outcome.model_fields
+        if getattr(override, name) is not None
+    }
+    return base.model_copy(update=values)
+
+
+def _true(function: Compiled, ctx: OrderContext, name: str) -> bool:
+    try:
+        result = function(ctx.order, ctx.environment())
+    except Exception:  # a broken expression must not break the answer; it is logged
+        log.exception("rule expression %s failed", name)
+        return False
+    return result == [True]
+
+
+def _diagnosis_exemption(topic: CompiledTopic, ctx: OrderContext) -> str | None:
+    diagnoses = {
+        (
+            canonical_system(c.get("system")),
+            normalize_code(canonical_system(c.get("system")), str(c["code"])),
+        )
+        for c in reason_codings(ctx.order)
+    }
+    for name, codes in topic.exempt_diagnoses:
+        if diagnoses & codes:
+            return name
+    return None
+
+
+def _billing_codes(
+    topic: CompiledTopic, codings: list[dict[str, Any]]
+) -> tuple[dict[str, Any], ...]:
+    matched = []
+    for coding in codings:
+        system = canonical_system(coding.get("system"))
+        if (system, normalize_code(system, str(coding["code"]))) in topic.codes:
+            entry = {"system": system, "code": str(coding["code"])}
+            if coding.get("display"):
+                entry["display"] = coding["display"]
+            matched.append(entry)
+    return tuple(matched)
+
+
+def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Decision:
+    rule = topic.topic
+    outcome = rule.answer
+    applied = [f"topic:{rule.id}"]
+    if ctx.plan and ctx.plan in rule.by_plan:
+        outcome = _merge(outcome, rule.by_plan[ctx.plan])
+        applied.append(f"plan:{ctx.plan}")
+    requires_auth = outcome.pa_needed in ("auth-needed", "performpa", "conditional")
+    if requires_auth and ctx.ordering_npi and ctx.ordering_npi in rule.exemptions.gold_card_npis:
+        outcome = _merge(
+            outcome, Outcome(**{"pa-needed": "no-auth", "doc-purpose": ()}, reasons=(GOLD_CARD,))
+        )
+        applied.append("exemption:gold-card")
+    elif requires_auth and (exemption := _diagnosis_exemption(topic, ctx)):
+        reason = next(d.reason for d in rule.exemptions.diagnoses if d.name == exemption)
+        outcome = _merge(
+            outcome, Outcome(**{"pa-needed": "no-auth", "doc-purpose": ()}, reasons=(reason,))
+        )
+        applied.append(f"exemption:{exemption}")
+    for condition, function in topic.conditions:
+        if _true(function, ctx, f"{rule.id}.{condition.name}"):
+            outcome = _merge(outcome, condition.then)
+            applied.append(f"condition:{condition.name}")
+    proposals: list[SiteProposal] = []
+    for site, function in topic.site_of_care:
+        if _true(function, ctx, f"{rule.id}.{site.name}"):
+            proposals.append(SiteProposal(site.propose_location, site.summary, site.detail))
+            applied.append(f"site-of-care:{site.name}")
+    covered = outcome.covered or "covered"
+    not_covered = covered == "not-covered"
+    doc_needed = () if not_covered else tuple(outcome.doc_needed or ())
+    return Decision(
+        topic_id=rule.id,
+        topic_title=rule.title,
+        covered=covered,
+        pa_needed=None if not_covered else outcome.pa_needed,  # CRD q2
+        doc_needed=doc_needed,
+        doc_purpose=tuple(outcome.doc_purpose or ()) if doc_needed else (),
+        info_needed=tuple(outcome.info_needed or ()),
+        reasons=tuple(outcome.reasons or ()),
+        questionnaires=rule.documentation.questionnaires if doc_needed else (),  # CRD q1
+        billing_codes=_billing_codes(topic, order_codings(ctx.order)),
+        policy_title=rule.policy.title if rule.policy else None,
+        policy_url=str(rule.policy.url) if rule.policy else None,
+        instructions=rule.documentation.instructions,
+        site_proposals=tuple(proposals),
+        applied=tuple(applied),
+        expiry_date=today + timedelta(days=rule.valid_days),
+        auto_approval_criteria=tuple(c.id for c, _ in topic.approval),
+    )
+
+
+def default_decision() -> Decision:
+    """The documented answer for a service no topic names."""
+    return Decision(
+        topic_id=None,
+        topic_title=None,
+        covered=DEFAULT_ANSWER.covered or "conditional",
+        pa_needed=DEFAULT_ANSWER.pa_needed,
+        info_needed=tuple(DEFAULT_ANSWER.info_needed or ()),
+        reasons=tuple(DEFAULT_ANSWER.reasons or ()),
+        applied=("default",),
+    )
+
+
+def matching_topics(
+    topics: TopicSet, order: dict[str, Any], plan: str | None
+) -> list[CompiledTopic]:
+    """Topics naming any of the order's codes that apply to the member's plan (first code first)."""
+    found: list[CompiledTopic] = []
+    for coding in order_codings(order):
+        for topic in topics.for_code(coding.get("system"), str(coding["code"])):
+            if topic not in found and topic.topic.applies_to_plan(plan):
+                found.append(topic)
+    return found
+
+
+def decide(topics: TopicSet, ctx: OrderContext, today: date) -> Decision:
+    """The coverage decision for one order."""
+    matched = matching_topics(topics, ctx.order, ctx.plan)
+    if not matched:
+        return default_decision()
+    decision = _topic_decision(matched[0], ctx, today)
+    if len(matched) > 1:
+        decision = replace(
+            decision, applied=(*decision.applied, *(f"also:{t.id}" for t in matched[1:]))
+        )
+    return decision

@@ -1,0 +1,74 @@
+"""What an order asks for: its codes and the element they are in, for every CRD order type.
+
+ServiceRequest.code, DeviceRequest.codeCodeableConcept, MedicationRequest
+.medicationCodeableConcept, NutritionOrder diet/supplement/formula types, VisionPrescription lens
+products, CommunicationRequest payload/reason codes, Appointment serviceType, Encounter type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+ORDER_TYPES = (
+    "ServiceRequest",
+    "DeviceRequest",
+    "MedicationRequest",
+    "NutritionOrder",
+    "VisionPrescription",
+    "CommunicationRequest",
+    "Appointment",
+    "Encounter",
+)
+
+_CODE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ServiceRequest": (("code",),),
+    "DeviceRequest": (("codeCodeableConcept",),),
+    "MedicationRequest": (("medicationCodeableConcept",),),
+    "NutritionOrder": (
+        ("oralDiet", "type"),
+        ("supplement", "type"),
+        ("enteralFormula", "baseFormulaType"),
+        ("enteralFormula", "additiveType"),
+    ),
+    "VisionPrescription": (("lensSpecification", "product"),),
+    "CommunicationRequest": (("payload", "contentCodeableConcept"), ("reasonCode",)),
+    "Appointment": (("serviceType",), ("appointmentType",)),
+    "Encounter": (("type",), ("serviceType",)),
+}
+
+
+def _values(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _values(item, path)
+        return
+    if not path:
+        if node is not None:
+            yield node
+        return
+    if isinstance(node, dict):
+        yield from _values(node.get(path[0]), path[1:])
+
+
+def order_codings(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every Coding that says what `order` is for (empty for unknown types or code-less orders)."""
+    codings: list[dict[str, Any]] = []
+    for path in _CODE_PATHS.get(str(order.get("resourceType")), ()):
+        for concept in _values(order, path):
+            if isinstance(concept, dict):
+                codings.extend(
+                    c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")
+                )
+    return codings
+
+
+def reason_codings(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The diagnoses an order gives as its reason (reasonCode)."""
+    return [
+        coding
+        for concept in order.get("reasonCode") or []
+        if isinstance(concept, dict)
+        for coding in concept.get("coding") or []
+        if isinstance(coding, dict) and coding.get("code")
+    ]

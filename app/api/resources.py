@@ -83,9 +83,9 @@ async def _guard(request: Request, resource_type: str, interaction: str) -> None
 @router.get("/{resource_type}/{resource_id}")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "read")
     _spec(svc, resource_type)
     negotiated = negotiate(request)
-    await _guard(request, resource_type, "read")
     _check_id(resource_id, resource_type)
     stored = await svc.store.read(resource_type, resource_id)
     assert stored.body is not None
@@ -98,9 +98,9 @@ async def vread(
     request: Request, resource_type: str, resource_id: str, version_id: str
 ) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "vread")
     _spec(svc, resource_type)
     negotiated = negotiate(request)
-    await _guard(request, resource_type, "vread")
     _check_id(resource_id, resource_type)
     if not version_id.isdigit():
         raise FhirError.single(
@@ -115,9 +115,9 @@ async def vread(
 @router.get("/{resource_type}/{resource_id}/_history")
 async def history(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "history-instance")
     _spec(svc, resource_type)
     negotiated = negotiate(request)
-    await _guard(request, resource_type, "history-instance")
     _check_id(resource_id, resource_type)
     versions = await svc.store.history(resource_type, resource_id)
     base = svc.settings.fhir_base_url
@@ -154,9 +154,9 @@ async def history(request: Request, resource_type: str, resource_id: str) -> Res
 @router.post("/{resource_type}")
 async def create(request: Request, resource_type: str) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "create")
     _spec(svc, resource_type)
     negotiate(request)
-    await _guard(request, resource_type, "create")
     resource = await _body(request, resource_type)
     async with svc.store.transaction() as tx:
         stored = await tx.create(resource)
@@ -166,9 +166,9 @@ async def create(request: Request, resource_type: str) -> Response:
 @router.put("/{resource_type}/{resource_id}")
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "update")
     _spec(svc, resource_type)
     negotiate(request)
-    await _guard(request, resource_type, "update")
     _check_id(resource_id, resource_type)
     if_match = parse_if_match(request.headers.get("if-match"))
     resource = await _body(request, resource_type)
@@ -192,9 +192,9 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
 @router.delete("/{resource_type}/{resource_id}")
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
+    await _guard(request, resource_type, "delete")
     _spec(svc, resource_type)
     negotiate(request)
-    await _guard(request, resource_type, "delete")
     _check_id(resource_id, resource_type)
     if_match = parse_if_match(request.headers.get("if-match"))
     async with svc.store.transaction() as tx:
@@ -205,13 +205,17 @@ async def delete(request: Request, resource_type: str, resource_id: str) -> Resp
 
 @router.get("/{resource_type}")
 async def search(request: Request, resource_type: str) -> Response:
-    return await _search(request, resource_type, list(request.query_params.multi_items()))
+    svc = services(request)
+    await _guard(request, resource_type, "search-type")
+    spec = _spec(svc, resource_type)
+    return await _search(request, svc, spec, list(request.query_params.multi_items()))
 
 
 @router.post("/{resource_type}/_search")
 async def search_post(request: Request, resource_type: str) -> Response:
     svc = services(request)
-    _spec(svc, resource_type)
+    await _guard(request, resource_type, "search-type")
+    spec = _spec(svc, resource_type)
     content_type = request.headers.get("content-type", "")
     params = list(request.query_params.multi_items())
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -224,14 +228,14 @@ async def search_post(request: Request, resource_type: str) -> Response:
             "POST _search takes application/x-www-form-urlencoded parameters",
             "Content-Type",
         )
-    return await _search(request, resource_type, params)
+    return await _search(request, svc, spec, params)
 
 
-async def _search(request: Request, resource_type: str, params: list[tuple[str, str]]) -> Response:
-    svc = services(request)
-    spec = _spec(svc, resource_type)
+async def _search(
+    request: Request, svc: Services, spec: ResourceSpec, params: list[tuple[str, str]]
+) -> Response:
+    """Run an authorized search of `spec.type` with `params`."""
     negotiated = negotiate(request)
-    await _guard(request, resource_type, "search-type")
     strict = "handling=strict" in request.headers.get("prefer", "")
     query = parse_search(
         spec,
@@ -246,7 +250,7 @@ async def _search(request: Request, resource_type: str, params: list[tuple[str, 
     if query.ignored:
         outcome = {
             "resourceType": "OperationOutcome",
-            "issue": [unknown_parameter_issue(query.ignored, resource_type).to_json()],
+            "issue": [unknown_parameter_issue(query.ignored, spec.type).to_json()],
         }
         bundle["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
     if query.summary_count:

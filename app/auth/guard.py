@@ -37,5 +37,6 @@ async def authorize(request: Request, resource_type: str, action: Action) -> Pri
             "forbidden",
             f"The access token does not grant system/{resource_type}.{action}",
             resource_type,
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
         )
     return principal

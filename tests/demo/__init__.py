@@ -1,0 +1,1 @@
+"""Tests of the demo payer (`greenlight demo-data`)."""

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
@@ -29,6 +29,25 @@ class ClientConfig(BaseModel):
     jwks_url: str | None = None
     jwks: dict[str, Any] | None = None
     name: str | None = None
+
+
+class CdsClientConfig(BaseModel):
+    """A CDS Client (EHR) trusted to call the CDS Hooks services, named by its JWT `iss`.
+
+    Keys come from `jwks` (inline) when given, else from `jwks_url`; `jwks_url` is also the only
+    `jku` header value accepted from this issuer.
+    """
+
+    iss: str = Field(min_length=1)
+    jwks_url: str | None = None
+    jwks: dict[str, Any] | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_keys(self) -> CdsClientConfig:
+        if self.jwks_url is None and self.jwks is None:
+            raise ValueError(f"CDS client {self.iss!r} needs `jwks_url` or `jwks`")
+        return self
 
 
 class Settings(BaseSettings):
@@ -62,16 +81,39 @@ class Settings(BaseSettings):
         default=None,
         description="Registered clients: a JSON list, or the path of a JSON file holding it",
     )
+    cds_clients: str | None = Field(
+        default=None,
+        description="CDS Hooks clients: JSON `{iss: jwks_url}`, a JSON list of "
+        "`{iss, jwks_url | jwks, name}`, or the path of a JSON file holding either",
+    )
+    cds_allow_unsigned: bool = Field(
+        default=False, description="Accept CDS Hooks calls without a JWT (demo mode only)"
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10000)
     log_level: str = Field(default="info")
     validation: Literal["off", "warn", "enforce"] = Field(default="warn")
+    rules_dir: Path = Field(
+        default=Path("questionnaires"),
+        description="Coverage topics: one folder per topic holding topic.yaml",
+    )
+    payer_name: str = Field(
+        default="Greenlight Health Plan",
+        description="The insurer name on the member card (CRD card source.label)",
+    )
 
     @field_validator("base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("cds_allow_unsigned")
+    @classmethod
+    def _unsigned_only_in_demo(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("demo", False):
+            raise ValueError("GREENLIGHT_CDS_ALLOW_UNSIGNED is only allowed with GREENLIGHT_DEMO")
+        return value
 
     @property
     def fhir_base_url(self) -> str:
@@ -84,6 +126,26 @@ class Settings(BaseSettings):
         raw = self.clients.strip()
         text = raw if raw.startswith("[") else Path(raw).read_text(encoding="utf-8")
         return [ClientConfig.model_validate(item) for item in json.loads(text)]
+
+    def registered_cds_clients(self) -> list[CdsClientConfig]:
+        """Parse `cds_clients` (inline JSON or a file path; mapping or list form)."""
+        if not self.cds_clients:
+            return []
+        raw = self.cds_clients.strip()
+        text = raw if raw[:1] in ("{", "[") else Path(raw).read_text(encoding="utf-8")
+        document = json.loads(text)
+        if isinstance(document, dict):
+            document = [
+                {"iss": iss, **(value if isinstance(value, dict) else {"jwks_url": value})}
+                for iss, value in document.items()
+            ]
+        if not isinstance(document, list):
+            raise ValueError("GREENLIGHT_CDS_CLIENTS must be a JSON object or list")
+        clients = [CdsClientConfig.model_validate(item) for item in document]
+        issuers = [client.iss for client in clients]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("GREENLIGHT_CDS_CLIENTS registers an issuer twice")
+        return clients
 
     def resolved_token_secret(self) -> str:
         """The access-token signing secret; in demo mode one is created and kept in data_dir."""

@@ -6,18 +6,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import metadata, resources, smart
+from app.api import cds_services, metadata, resources, smart
 from app.api.body_limit import BodySizeLimit
 from app.api.context import Services
 from app.api.errors import register_error_handlers
+from app.auth.cds_jwt import CdsJwtVerifier, OpenCdsAccess, build_cds_verifier
 from app.auth.guard import Authenticator, OpenAccess
 from app.config import Settings, get_settings
 from app.registry import REGISTRY, Registry
+from app.rules.loader import load_topics
+from app.store.assertions import AssertionStore
 from app.store.db import create_database
 from app.store.repository import ResourceStore
+from cds_hooks.respond import CrdDependencies, CrdResponder
 
 log = logging.getLogger("greenlight")
 
@@ -36,16 +41,26 @@ def _authenticator(settings: Settings, store: ResourceStore) -> Authenticator:
     return SmartBackendAuth(settings, store)
 
 
+def _cds_verifier(settings: Settings, store: ResourceStore) -> CdsJwtVerifier | OpenCdsAccess:
+    if not settings.auth_enabled:  # demo only: _authenticator refuses auth off otherwise
+        log.warning("!!! CDS Hooks callers are NOT authenticated (demo mode, auth off) !!!")
+        return OpenCdsAccess()
+    return build_cds_verifier(settings, store)
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """Build the Greenlight ASGI application (the database schema must already be migrated)."""
     settings = settings or get_settings()
     registry = registry or REGISTRY
+    topics = load_topics(settings.rules_dir)  # a malformed topic stops start-up here
     database = create_database(settings.database_url)
     store = ResourceStore(database, registry)
+    http = httpx.AsyncClient(follow_redirects=False)  # the EHR's FHIR servers, JWKS endpoints
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await http.aclose()
         await database.dispose()
 
     app = FastAPI(
@@ -59,9 +74,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     )
     app.state.services = Services(settings=settings, registry=registry, store=store)
     app.state.authenticator = _authenticator(settings, store)
+    app.state.cds_verifier = _cds_verifier(settings, store)
+    app.state.crd = CrdResponder(
+        CrdDependencies(
+            store=store,
+            assertions=AssertionStore(database),
+            topics=topics,
+            http=http,
+            payer_name=settings.payer_name,
+        )
+    )
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(metadata.router)
     app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
     app.include_router(resources.router)
+    app.include_router(cds_services.router)
     return app

@@ -8,6 +8,7 @@ and fail in CI (CI=true), so CI can never silently test one backend only.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from app.config import Settings
 from tests.support.live_server import LiveServer, run_server
+from tests.support.network_guard import guarded
 from tests.support.postgres import PostgresCluster, PostgresUnavailableError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -23,6 +25,17 @@ FHIR_PACKAGES = SHARED / "fhir-packages"
 INFERNO_FIXTURES = SHARED / "fixtures" / "inferno"
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_traffic_off_this_machine() -> Iterator[None]:
+    """Name resolution of anything but loopback fails for the whole session."""
+    original = socket.getaddrinfo
+    socket.getaddrinfo = guarded(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = original  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")

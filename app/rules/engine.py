@@ -17,18 +17,17 @@ from typing import Any
 from app.rules.codes import NPI, canonical_system, normalize_code
 from app.rules.loader import Compiled, CompiledTopic, TopicSet
 from app.rules.orders import order_codings, reason_codings
-from app.rules.topic import Outcome, Reason
+from app.rules.topic import CRD_TEMP, Outcome, Reason
 
 log = logging.getLogger("greenlight.rules")
 
 GOLD_CARD = Reason(
     code="gold-card",
+    system=CRD_TEMP,
     display="Gold card",
     text="The ordering provider is gold-carded for this service: no prior authorization needed.",
 )
 NO_RULE = Reason(
-    code="OTH",
-    system="http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp",
     text=(
         "No coverage rule names this service: prior authorization is not required, and coverage "
         "is determined when the claim is adjudicated."
@@ -91,7 +90,7 @@ class Decision:
     topic_title: str | None
     covered: str
     pa_needed: str | None
-    doc_needed: tuple[str, ...] = ()
+    doc_needed: str | None = None
     doc_purpose: tuple[str, ...] = ()
     info_needed: tuple[str, ...] = ()
     reasons: tuple[Reason, ...] = ()
@@ -183,7 +182,7 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
             applied.append(f"site-of-care:{site.name}")
     covered = outcome.covered or "covered"
     not_covered = covered == "not-covered"
-    doc_needed = () if not_covered else tuple(outcome.doc_needed or ())
+    doc_needed = None if not_covered else outcome.doc_needed
     return Decision(
         topic_id=rule.id,
         topic_title=rule.title,

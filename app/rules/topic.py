@@ -2,8 +2,10 @@
 
 One topic answers CRD (coverage, prior auth, documentation at order time), chooses the DTR
 Questionnaires, and states the criteria PAS uses to approve automatically. Unknown fields are
-refused so a typo can never silently weaken a rule. The values are the CRD 2.0.1 codes of the
-`ext-coverage-information` sub-extensions (IG-REQUIREMENTS §2.6).
+refused so a typo can never silently weaken a rule. Values are the codes of the
+`ext-coverage-information` sub-extensions in CRD 2.0.1, the version CMS and Inferno use (value sets
+coverageInfo, coveragePaDetail, AdditionalDocumentation, DocReason, informationNeeded).
+`satisfied` is not authorable: it comes from an existing authorization.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 Covered = Literal["covered", "not-covered", "conditional"]
-PaNeeded = Literal["no-auth", "auth-needed", "satisfied", "performpa", "conditional"]
-DocNeeded = Literal["clinical", "admin", "patient", "conditional"]
+PaNeeded = Literal["no-auth", "auth-needed", "performpa", "conditional"]
+DocNeeded = Literal["clinical", "admin", "both", "conditional"]
 DocPurpose = Literal["withpa", "withclaim", "withorder", "retain-doc", "OTH"]
-InfoNeeded = Literal["performer", "location", "timeframe", "contract-window", "detail-code", "OTH"]
+InfoNeeded = Literal["performer", "location", "timeframe", "contract-window", "OTH"]
 
 ALL_PLANS = "*"
 
@@ -42,13 +44,36 @@ class CodeSet(Strict):
         return self
 
 
-class Reason(Strict):
-    """A coded reason (CRD `coverage-information.reason`) with its human text."""
+CRD_TEMP = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 
-    code: str
-    system: str = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+
+class Reason(Strict):
+    """A reason (CRD `coverage-information.reason`, an extensible CodeableConcept): text, and a
+    code only where a code system really defines one (CRD 2.0.1: `gold-card`, `detail-code`)."""
+
+    code: str | None = None
+    system: str | None = None
     display: str | None = None
     text: str | None = None
+
+    @model_validator(mode="after")
+    def _code_or_text(self) -> Reason:
+        if not self.code and not self.text:
+            raise ValueError("a reason needs a code or a text")
+        if self.code and not self.system:
+            raise ValueError("a coded reason needs its system")
+        return self
+
+    def codeable_concept(self) -> dict[str, object]:
+        concept: dict[str, object] = {}
+        if self.code:
+            coding: dict[str, str] = {"system": self.system or "", "code": self.code}
+            if self.display:
+                coding["display"] = self.display
+            concept["coding"] = [coding]
+        if self.text:
+            concept["text"] = self.text
+        return concept
 
 
 class PolicyLink(Strict):
@@ -61,7 +86,7 @@ class Outcome(Strict):
 
     covered: Covered | None = None
     pa_needed: PaNeeded | None = Field(default=None, alias="pa-needed")
-    doc_needed: tuple[DocNeeded, ...] | None = Field(default=None, alias="doc-needed")
+    doc_needed: DocNeeded | None = Field(default=None, alias="doc-needed")
     doc_purpose: tuple[DocPurpose, ...] | None = Field(default=None, alias="doc-purpose")
     info_needed: tuple[InfoNeeded, ...] | None = Field(default=None, alias="info-needed")
     reasons: tuple[Reason, ...] | None = None
@@ -155,6 +180,8 @@ class Topic(Strict):
     def _consistent(self) -> Topic:
         if self.answer.covered is None:
             raise ValueError("answer.covered is required")
+        if self.answer.covered != "not-covered" and self.answer.pa_needed is None:
+            raise ValueError("answer.pa-needed is required unless not-covered (CRD crd-ci-q2)")
         for plan in self.by_plan:
             if ALL_PLANS not in self.plans and plan not in self.plans:
                 raise ValueError(f"by-plan names plan '{plan}' that is not in plans")

@@ -67,3 +67,33 @@ used_assertion_ids = Table(
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_used_assertion_expiry", "expires_at"),
 )
+
+# One CRD coverage assertion per (hook call, coverage): every order of the call answered for that
+# coverage shares its `coverage-assertion-id` (CRD resp-32). DTR's `context` and PAS adjudication
+# find it again by id; `fingerprint` lets a repeated hook for unchanged orders reuse it (resp-36).
+coverage_assertions = Table(
+    "coverage_assertions",
+    metadata,
+    Column("assertion_id", String(64), primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("member_coverage_id", String(64), nullable=True),
+    Column("client_coverage_ref", String(255), nullable=True),
+    Column("hook", String(64), nullable=False),
+    Column("caller", String(255), nullable=True),
+    Index("ix_coverage_assertions_fingerprint", "fingerprint", "expires_us"),
+    Index("ix_coverage_assertions_patient", "patient_id", "created_us"),
+)
+
+coverage_decisions = Table(
+    "coverage_decisions",
+    metadata,
+    Column("assertion_id", String(64), primary_key=True),
+    Column("order_ref", String(255), primary_key=True),
+    Column("topic_id", String(128), nullable=True),
+    Column("decision", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Index("ix_coverage_decisions_topic", "topic_id"),
+)

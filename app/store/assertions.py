@@ -1,0 +1,155 @@
+"""Coverage assertions: stored CRD answers, found again by id (DTR `context`, PAS) or by the
+fingerprint of their inputs (a repeated hook for unchanged orders reuses its answer, CRD resp-36).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select
+
+from app.rules.engine import Decision
+from app.rules.serialization import decision_from_json, decision_to_json
+from app.store.db import Database
+from app.store.tables import coverage_assertions, coverage_decisions
+
+
+@dataclass(frozen=True)
+class OrderDecision:
+    """The decision for one order of an assertion, with the inputs that produced it."""
+
+    order_ref: str
+    decision: Decision
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CoverageAssertion:
+    assertion_id: str
+    created_us: int
+    expires_us: int
+    fingerprint: str
+    hook: str
+    decisions: tuple[OrderDecision, ...]
+    patient_id: str | None = None
+    member_coverage_id: str | None = None
+    client_coverage_ref: str | None = None
+    caller: str | None = None
+
+    def decision_for(self, order_ref: str) -> Decision | None:
+        return next((d.decision for d in self.decisions if d.order_ref == order_ref), None)
+
+
+_ASSERTION_COLUMNS = (
+    coverage_assertions.c.assertion_id,
+    coverage_assertions.c.created_us,
+    coverage_assertions.c.expires_us,
+    coverage_assertions.c.fingerprint,
+    coverage_assertions.c.hook,
+    coverage_assertions.c.patient_id,
+    coverage_assertions.c.member_coverage_id,
+    coverage_assertions.c.client_coverage_ref,
+    coverage_assertions.c.caller,
+)
+
+
+class AssertionStore:
+    """Saves and finds coverage assertions."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def save(self, assertion: CoverageAssertion) -> None:
+        """Store the assertion and its decisions in one transaction."""
+        async with self.database.writer.begin() as conn:
+            await conn.execute(
+                insert(coverage_assertions).values(
+                    assertion_id=assertion.assertion_id,
+                    created_us=assertion.created_us,
+                    expires_us=assertion.expires_us,
+                    fingerprint=assertion.fingerprint,
+                    hook=assertion.hook,
+                    patient_id=assertion.patient_id,
+                    member_coverage_id=assertion.member_coverage_id,
+                    client_coverage_ref=assertion.client_coverage_ref,
+                    caller=assertion.caller,
+                )
+            )
+            await conn.execute(
+                insert(coverage_decisions),
+                [
+                    {
+                        "assertion_id": assertion.assertion_id,
+                        "order_ref": item.order_ref,
+                        "topic_id": item.decision.topic_id,
+                        "decision": orjson.dumps(decision_to_json(item.decision)).decode(),
+                        "inputs": orjson.dumps(item.inputs).decode(),
+                    }
+                    for item in assertion.decisions
+                ],
+            )
+
+    async def get(self, assertion_id: str) -> CoverageAssertion | None:
+        async with self.database.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_ASSERTION_COLUMNS).where(
+                        coverage_assertions.c.assertion_id == assertion_id
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            return await self._with_decisions(conn, row)
+
+    async def find_reusable(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
+        """The newest unexpired assertion made from exactly the same inputs, if any."""
+        async with self.database.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_ASSERTION_COLUMNS)
+                    .where(
+                        coverage_assertions.c.fingerprint == fingerprint,
+                        coverage_assertions.c.expires_us > now_us,
+                    )
+                    .order_by(coverage_assertions.c.created_us.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            return await self._with_decisions(conn, row)
+
+    async def _with_decisions(self, conn: Any, row: Any) -> CoverageAssertion:
+        decisions = (
+            await conn.execute(
+                select(
+                    coverage_decisions.c.order_ref,
+                    coverage_decisions.c.decision,
+                    coverage_decisions.c.inputs,
+                )
+                .where(coverage_decisions.c.assertion_id == row.assertion_id)
+                .order_by(coverage_decisions.c.order_ref)
+            )
+        ).all()
+        return CoverageAssertion(
+            assertion_id=row.assertion_id,
+            created_us=row.created_us,
+            expires_us=row.expires_us,
+            fingerprint=row.fingerprint,
+            hook=row.hook,
+            patient_id=row.patient_id,
+            member_coverage_id=row.member_coverage_id,
+            client_coverage_ref=row.client_coverage_ref,
+            caller=row.caller,
+            decisions=tuple(
+                OrderDecision(
+                    d.order_ref,
+                    decision_from_json(orjson.loads(d.decision)),
+                    orjson.loads(d.inputs),
+                )
+                for d in decisions
+            ),
+        )

@@ -1,0 +1,165 @@
+"""CRD cards: coverage instructions, payer policy links (External Reference) and site-of-care
+proposals (Propose Alternate Request). Every card and suggestion has a `uuid`; `summary` stays
+under 140 characters; `source.label` is the payer's name; `source.topic` is a CRD card type.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.rules.engine import Decision, SiteProposal
+
+CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
+_TOPIC_DISPLAY = {"coverage-info": "Coverage Information", "network": "Network"}
+MAX_SUMMARY = 139
+
+_PA_TEXT = {
+    "auth-needed": "prior authorization required",
+    "no-auth": "no prior authorization needed",
+    "performpa": "the performer must obtain prior authorization",
+    "conditional": "prior authorization may be required",
+    "satisfied": "prior authorization already on file",
+}
+_DOC_TEXT = {
+    "clinical": "clinical documentation needed",
+    "admin": "administrative documentation needed",
+    "both": "clinical and administrative documentation needed",
+    "conditional": "documentation may be needed",
+}
+_COVERED_TEXT = {
+    "covered": "covered",
+    "not-covered": "not covered",
+    "conditional": "coverage depends on details not known yet",
+}
+
+
+def _source(payer_name: str, topic: str) -> dict[str, Any]:
+    return {
+        "label": payer_name,
+        "topic": {"system": CARD_TYPES, "code": topic, "display": _TOPIC_DISPLAY[topic]},
+    }
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1].rstrip() + "…"
+
+
+def order_label(order: dict[str, Any], decision: Decision) -> str:
+    """A short name for the order: the topic title, else the order's code display or text."""
+    if decision.topic_title:
+        return decision.topic_title
+    for key in ("code", "codeCodeableConcept", "medicationCodeableConcept", "serviceType", "type"):
+        concept = order.get(key)
+        if isinstance(concept, list):
+            concept = concept[0] if concept else None
+        if isinstance(concept, dict):
+            if concept.get("text"):
+                return str(concept["text"])
+            for coding in concept.get("coding") or []:
+                if coding.get("display"):
+                    return str(coding["display"])
+    return f"{order.get('resourceType', 'Order')} {order.get('id', '')}".strip()
+
+
+def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) -> dict[str, Any]:
+    """An Instructions card stating coverage, prior authorization and documentation."""
+    label = order_label(order, decision)
+    facts = [_COVERED_TEXT.get(decision.covered, decision.covered)]
+    if decision.pa_needed:
+        facts.append(_PA_TEXT.get(decision.pa_needed, decision.pa_needed))
+    if decision.doc_needed:
+        facts.append(_DOC_TEXT.get(decision.doc_needed, decision.doc_needed))
+    detail_lines = [
+        f"**{label}** ({order.get('resourceType')}/{order.get('id')}): {', '.join(facts)}."
+    ]
+    detail_lines.extend(r.text for r in decision.reasons if r.text)
+    if decision.instructions and (decision.pa_needed != "no-auth" or decision.doc_needed):
+        detail_lines.append(decision.instructions)
+    if decision.questionnaires:
+        detail_lines.append(
+            "Complete the payer's documentation form in DTR: it is prefilled from the chart."
+        )
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"{label}: {', '.join(facts)}"),
+        "detail": "\n\n".join(detail_lines),
+        "indicator": "warning" if decision.covered == "not-covered" else "info",
+        "source": _source(payer_name, "coverage-info"),
+    }
+
+
+def policy_card(decision: Decision, payer_name: str) -> dict[str, Any] | None:
+    """An External Reference card linking the payer's policy for the topic (absolute link)."""
+    if not decision.policy_url or not decision.policy_title:
+        return None
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"{decision.topic_title or 'Coverage'}: payer policy"),
+        "detail": f"The coverage rules for this service are in {decision.policy_title}.",
+        "indicator": "info",
+        "source": _source(payer_name, "coverage-info"),
+        "links": [
+            {"label": _fit(decision.policy_title), "url": decision.policy_url, "type": "absolute"}
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Site:
+    """A proposed site of care as the EHR can order it: by name and NPI (no payer-side ids)."""
+
+    name: str
+    npi: str | None = None
+
+    def reference(self) -> dict[str, Any]:
+        reference: dict[str, Any] = {"display": self.name}
+        if self.npi:
+            reference["identifier"] = {
+                "system": "http://hl7.org/fhir/sid/us-npi",
+                "value": self.npi,
+            }
+        return reference
+
+
+def site_of_care_card(
+    order: dict[str, Any], proposal: SiteProposal, site: Site | None, payer_name: str
+) -> dict[str, Any]:
+    """A Propose Alternate Request card: the same order, performed at the proposed site."""
+    alternative = copy.deepcopy(order)
+    site_reference = (site or Site(proposal.location)).reference()
+    alternative["locationReference"] = [site_reference]
+    alternative.pop("locationCode", None)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(proposal.summary),
+        "detail": proposal.detail,
+        "indicator": "info",
+        "source": _source(payer_name, "network"),
+        "selectionBehavior": "at-most-one",
+        "suggestions": [
+            {
+                "label": _fit(f"Perform at {site_reference['display']}"),
+                "uuid": str(uuid.uuid4()),
+                "actions": [
+                    {
+                        "type": "update",
+                        "description": f"Perform the order at {site_reference['display']}",
+                        "resource": alternative,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def no_member_card(payer_name: str, why: str) -> dict[str, Any]:
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"{payer_name}: {why}"),
+        "detail": f"{why}. Check the member id on the coverage, or the patient's other coverage.",
+        "indicator": "warning",
+        "source": _source(payer_name, "coverage-info"),
+    }

@@ -1,0 +1,101 @@
+"""The EHR's data for one hook call: prefetch first; otherwise a read or search on the EHR's FHIR
+server (`fhirServer` with `fhirAuthorization`, 2 s timeout) (CRD found-5, found-24).
+
+CDS Hooks prefetch semantics: a missing key was not provided (we may query), a `null` value means
+the EHR has no such data, an OperationOutcome means the EHR could not get it (no data for us).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from cds_hooks.request import HookRequest
+
+log = logging.getLogger("greenlight.crd.ehr")
+
+EHR_TIMEOUT_SECONDS = 2.0
+
+
+class EhrDataUnavailableError(Exception):
+    """Data was not prefetched and could not be queried from the EHR."""
+
+    def __init__(self, key: str, why: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {why}")
+
+
+def bundle_resources(value: Any) -> list[dict[str, Any]]:
+    """Resources of a searchset/collection Bundle, or the resource itself."""
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        return [
+            entry["resource"]
+            for entry in value.get("entry") or []
+            if isinstance(entry, dict)
+            and isinstance(entry.get("resource"), dict)
+            and entry["resource"].get("resourceType") != "OperationOutcome"
+        ]
+    if value.get("resourceType") == "OperationOutcome":
+        return []
+    return [value]
+
+
+class EhrData:
+    """Prefetched data, and reads/searches against the EHR when something was not prefetched."""
+
+    def __init__(self, request: HookRequest, client: httpx.AsyncClient) -> None:
+        self._request = request
+        self._client = client
+
+    def prefetched(self, key: str) -> tuple[bool, list[dict[str, Any]]]:
+        """(was the key provided, its resources)."""
+        if key not in self._request.prefetch:
+            return False, []
+        return True, bundle_resources(self._request.prefetch[key])
+
+    async def get(self, key: str, query: str | None) -> list[dict[str, Any]]:
+        """The prefetch `key`, else the result of `query` (`Type/id`, `Type?params`) on the EHR."""
+        provided, resources = self.prefetched(key)
+        if provided:
+            return resources
+        if query is None:
+            return []
+        return await self.query(key, query)
+
+    async def query(self, key: str, query: str) -> list[dict[str, Any]]:
+        request = self._request
+        if not request.fhir_server:
+            raise EhrDataUnavailableError(key, "not prefetched and no fhirServer was given")
+        headers = {"Accept": "application/fhir+json"}
+        if request.fhir_authorization:
+            headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
+        url = f"{request.fhir_server}/{query.lstrip('/')}"
+        try:
+            response = await self._client.get(url, headers=headers, timeout=EHR_TIMEOUT_SECONDS)
+        except (TimeoutError, httpx.HTTPError) as exc:
+            log.warning("EHR query %s failed: %s", url, exc)
+            raise EhrDataUnavailableError(
+                key, f"the EHR query failed ({type(exc).__name__})"
+            ) from None
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise EhrDataUnavailableError(key, f"the EHR answered {response.status_code}")
+        try:
+            return bundle_resources(response.json())
+        except ValueError:
+            raise EhrDataUnavailableError(
+                key, "the EHR answered something that is not JSON"
+            ) from None
+
+    async def get_optional(self, key: str, query: str | None) -> list[dict[str, Any]]:
+        """Like `get`, but data the EHR cannot give is simply absent (it is only nice to have)."""
+        try:
+            return await self.get(key, query)
+        except EhrDataUnavailableError as exc:
+            log.info("optional EHR data missing: %s", exc)
+            return []

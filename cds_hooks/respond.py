@@ -1,0 +1,491 @@
+"""Answering one hook call: orders in scope, EHR data, membership, decisions, the coverage
+assertion, cards, system actions and the audit record.
+
+- Orders come from the context (draftOrders, selections, appointments) or, for order-dispatch and
+  the encounter hooks, from prefetch or the EHR.
+- The client's Coverage comes from prefetch or the EHR; it is matched to the payer's member.
+  No member, or no active coverage, is an answer (`not-covered` with the reason), not an error
+  (CRD resp-43/44). Required data that was neither prefetched nor fetchable answers 412 (found-32).
+- One coverage assertion per coverage holds every order's decision (resp-32); a repeated call
+  with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from app.auth.cds_jwt import CdsCaller
+from app.fhir.models import check_resource
+from app.fhir.outcomes import FhirError, Issue
+from app.rules.engine import Decision, OrderContext, decide
+from app.rules.loader import TopicSet
+from app.rules.orders import ORDER_TYPES, order_codings
+from app.rules.topic import Reason
+from app.store.assertions import AssertionStore, CoverageAssertion, OrderDecision
+from app.store.repository import ResourceStore, now_us
+from cds_hooks import cards
+from cds_hooks.coverage_information import (
+    annotated,
+    coverage_information,
+    existing_information,
+    same_answer,
+    update_action,
+)
+from cds_hooks.ehr import EhrData, EhrDataUnavailableError
+from cds_hooks.membership import Membership, find_membership
+from cds_hooks.request import HookRequest, context_bundle_resources
+from cds_hooks.service import HookService, configuration
+
+log = logging.getLogger("greenlight.crd")
+
+NO_MEMBER = Reason(text="No member of this health plan matches the coverage's member id.")
+NOT_ACTIVE = Reason(text="The member's coverage is not active on the date of service.")
+REQUEST_ORDER_TYPES = frozenset(t for t in ORDER_TYPES if t not in ("Appointment", "Encounter"))
+
+
+@dataclass(frozen=True)
+class CrdDependencies:
+    """What answering a hook needs, built once per application."""
+
+    store: ResourceStore
+    assertions: AssertionStore
+    topics: TopicSet
+    http: httpx.AsyncClient
+    payer_name: str
+
+
+def _checked(resources: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """Each resource must be valid R4 (400 naming the element otherwise, CRD hook-13)."""
+    for index, resource in enumerate(resources):
+        check_resource(resource, path_prefix=f"{path}[{index}]")
+    return resources
+
+
+async def orders_in_scope(
+    service: HookService, request: HookRequest, ehr: EhrData
+) -> list[dict[str, Any]]:
+    """The orders (or appointments, encounters) the hook asks advice on."""
+    hook = service.hook
+    if hook in ("order-sign", "order-select"):
+        drafts = [
+            r
+            for r in context_bundle_resources(request, "draftOrders")
+            if r["resourceType"] in REQUEST_ORDER_TYPES
+        ]
+        _checked(drafts, "context.draftOrders.entry.resource")
+        if hook == "order-select":
+            selections = request.context.get("selections")
+            if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
+                raise FhirError(
+                    400,
+                    [
+                        Issue(
+                            "error",
+                            "invalid",
+                            "selections must be a list of references",
+                            ("context.selections",),
+                        )
+                    ],
+                )
+            chosen = set(selections)
+            drafts = [r for r in drafts if f"{r['resourceType']}/{r['id']}" in chosen]
+        return drafts
+    if hook == "appointment-book":
+        appointments = [
+            r
+            for r in context_bundle_resources(request, "appointments")
+            if r["resourceType"] == "Appointment"
+        ]
+        return _checked(appointments, "context.appointments.entry.resource")
+    if hook == "order-dispatch":
+        reference = request.context.get("order")
+        if not isinstance(reference, str) or "/" not in reference:
+            raise FhirError(
+                400,
+                [
+                    Issue(
+                        "error",
+                        "invalid",
+                        "context.order must be a Type/id reference",
+                        ("context.order",),
+                    )
+                ],
+            )
+        found = [
+            r
+            for r in await ehr.get("order", reference)
+            if f"{r.get('resourceType')}/{r.get('id')}" == reference
+        ]
+        return _checked(found, "prefetch.order")
+    encounter_id = request.context.get("encounterId")
+    if not isinstance(encounter_id, str) or not encounter_id:
+        raise FhirError(
+            400,
+            [
+                Issue(
+                    "error", "invalid", "context.encounterId is required", ("context.encounterId",)
+                )
+            ],
+        )
+    encounters = await ehr.get_optional("encounter", f"Encounter/{encounter_id}")
+    return _checked(
+        [e for e in encounters if e.get("resourceType") == "Encounter"], "prefetch.encounter"
+    )
+
+
+def _reference_id(reference: Any, resource_type: str) -> str | None:
+    if isinstance(reference, dict):
+        reference = reference.get("reference")
+    if isinstance(reference, str) and reference.startswith(f"{resource_type}/"):
+        return reference.split("/", 1)[1].split("/", 1)[0]
+    return None
+
+
+async def _practitioner(
+    request: HookRequest, ehr: EhrData, order: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The ordering practitioner: the order's requester, else the user signing (context.userId)."""
+    wanted = _reference_id(order.get("requester"), "Practitioner") or _reference_id(
+        request.context.get("userId"), "Practitioner"
+    )
+    if wanted is None:
+        return None
+    for resource in await ehr.get_optional("user", f"Practitioner/{wanted}"):
+        if resource.get("resourceType") == "Practitioner" and resource.get("id") == wanted:
+            return resource
+    return None
+
+
+async def _location(ehr: EhrData, order: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the order is to be done: its Location, or its place-of-service code as a Location."""
+    for reference in order.get("locationReference") or []:
+        location_id = _reference_id(reference, "Location")
+        if location_id:
+            found = await ehr.get_optional(f"location-{location_id}", f"Location/{location_id}")
+            if found:
+                return found[0]
+    codes = order.get("locationCode")
+    if codes:
+        return {"resourceType": "Location", "type": codes}
+    return None
+
+
+def _fingerprint(hook: str, membership: Membership, contexts: list[OrderContext], day: date) -> str:
+    """Same inputs, same fingerprint, whatever the hook (order-select, then order-sign)."""
+    material = {
+        "coverage": membership.client_reference,
+        "member": (membership.member_coverage or {}).get("id"),
+        "plan": membership.plan,
+        "day": day.isoformat(),
+        "orders": sorted(
+            (
+                f"{c.order.get('resourceType')}/{c.order.get('id')}",
+                sorted(f"{x.get('system')}|{x.get('code')}" for x in order_codings(c.order)),
+                c.ordering_npi,
+                orjson.dumps((c.location or {}).get("type"), option=orjson.OPT_SORT_KEYS).decode(),
+            )
+            for c in contexts
+        ),
+    }
+    return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _administrative(covered_reason: Reason) -> Decision:
+    return Decision(
+        topic_id=None,
+        topic_title=None,
+        covered="not-covered",
+        pa_needed=None,
+        reasons=(covered_reason,),
+        applied=("membership",),
+    )
+
+
+def _npi(resource: dict[str, Any]) -> str | None:
+    for identifier in resource.get("identifier") or []:
+        if identifier.get("system") == "http://hl7.org/fhir/sid/us-npi" and identifier.get("value"):
+            return str(identifier["value"])
+    return None
+
+
+def _for_hook(service: HookService, decision: Decision) -> Decision:
+    """Supporting hooks never ask for documentation (CRD hook-19, resp-27)."""
+    if service.primary or not decision.doc_needed:
+        return decision
+    return replace(decision, doc_needed=None, doc_purpose=(), questionnaires=())
+
+
+class CrdResponder:
+    """Answers hook calls for every service."""
+
+    def __init__(self, deps: CrdDependencies) -> None:
+        self.deps = deps
+
+    async def respond(
+        self, service: HookService, request: HookRequest, caller: CdsCaller
+    ) -> dict[str, Any]:
+        today = datetime.now(UTC).date()
+        options = configuration(request)
+        ehr = EhrData(request, self.deps.http)
+        patient_id = request.patient_id or ""
+        try:
+            orders, coverages, patients = await asyncio.gather(
+                orders_in_scope(service, request, ehr),
+                ehr.get("coverage", f"Coverage?patient={patient_id}&status=active"),
+                ehr.get_optional("patient", f"Patient/{patient_id}"),
+            )
+        except EhrDataUnavailableError as exc:
+            if service.primary or exc.key != "coverage":
+                raise FhirError(
+                    412,
+                    [
+                        Issue(
+                            "error",
+                            "not-found",
+                            f"Needed data is missing: {exc}",
+                            (f"prefetch.{exc.key}",),
+                        )
+                    ],
+                ) from None
+            orders, coverages, patients = await orders_in_scope(service, request, ehr), [], []
+        coverages = [c for c in coverages if c.get("resourceType") == "Coverage" and c.get("id")]
+        patient = patients[0] if patients else None
+        response: dict[str, Any] = {"cards": [], "systemActions": []}
+        answers: list[tuple[Membership, CoverageAssertion]] = []
+        if orders and coverages and options["coverage-info"]:
+            contexts = await asyncio.gather(
+                *(self._order_context(request, ehr, o, patient) for o in orders)
+            )
+            for client_coverage in coverages:
+                membership = await find_membership(self.deps.store, client_coverage, patient)
+                assertion = await self._assertion(
+                    service, membership, list(contexts), caller, today
+                )
+                answers.append((membership, assertion))
+            sites = await self._sites(answers)
+            for membership, assertion in answers:
+                self._render(
+                    service, response, membership, assertion, orders, today, options, sites
+                )
+        await self._audit(service, request, caller, orders, answers)
+        if not service.primary and not response["systemActions"]:
+            response.pop("systemActions")
+        response["cards"] = response["cards"][: options["max-cards"]]
+        return response
+
+    async def _order_context(
+        self,
+        request: HookRequest,
+        ehr: EhrData,
+        order: dict[str, Any],
+        patient: dict[str, Any] | None,
+    ) -> OrderContext:
+        practitioner, location = await asyncio.gather(
+            _practitioner(request, ehr, order), _location(ehr, order)
+        )
+        return OrderContext(
+            order=order, patient=patient, practitioner=practitioner, location=location
+        )
+
+    async def _assertion(
+        self,
+        service: HookService,
+        membership: Membership,
+        contexts: list[OrderContext],
+        caller: CdsCaller,
+        today: date,
+    ) -> CoverageAssertion:
+        fingerprint = _fingerprint(service.hook, membership, contexts, today)
+        stamp = now_us()
+        reusable = await self.deps.assertions.find_reusable(fingerprint, stamp)
+        if reusable is not None:
+            return reusable
+        decisions = []
+        for ctx in contexts:
+            ref = f"{ctx.order['resourceType']}/{ctx.order['id']}"
+            if not membership.found:
+                decision = _administrative(NO_MEMBER)
+            elif not membership.active_on(today):
+                decision = _administrative(NOT_ACTIVE)
+            else:
+                decision = decide(
+                    self.deps.topics,
+                    replace(ctx, coverage=membership.member_coverage, plan=membership.plan),
+                    today,
+                )
+            inputs = {
+                "order": ref,
+                "codes": order_codings(ctx.order),
+                "plan": membership.plan,
+                "orderingNpi": ctx.ordering_npi,
+                "location": (ctx.location or {}).get("type"),
+            }
+            decisions.append(OrderDecision(ref, decision, inputs))
+        expiry = min(
+            (d.decision.expiry_date for d in decisions if d.decision.expiry_date),
+            default=today + timedelta(days=1),
+        )
+        assertion = CoverageAssertion(
+            assertion_id=str(uuid.uuid4()),
+            created_us=stamp,
+            expires_us=int(datetime.combine(expiry, time.min, UTC).timestamp() * 1_000_000),
+            fingerprint=fingerprint,
+            hook=service.hook,
+            decisions=tuple(decisions),
+            patient_id=(membership.member_coverage or {}).get("beneficiary", {}).get("reference"),
+            member_coverage_id=(membership.member_coverage or {}).get("id"),
+            client_coverage_ref=membership.client_reference,
+            caller=caller.issuer,
+        )
+        await self.deps.assertions.save(assertion)
+        return assertion
+
+    def _render(
+        self,
+        service: HookService,
+        response: dict[str, Any],
+        membership: Membership,
+        assertion: CoverageAssertion,
+        orders: list[dict[str, Any]],
+        today: date,
+        options: dict[str, Any],
+        sites: dict[str, cards.Site],
+    ) -> None:
+        payer = self.deps.payer_name
+        if not membership.found:
+            response["cards"].append(cards.no_member_card(payer, "no member matches this coverage"))
+        elif not membership.active_on(today):
+            response["cards"].append(cards.no_member_card(payer, "the coverage is not active"))
+        policies: set[str] = set()
+        for order in orders:
+            stored = assertion.decision_for(f"{order['resourceType']}/{order['id']}")
+            if stored is None:
+                continue
+            decision = _for_hook(service, stored)
+            extension = coverage_information(
+                decision,
+                coverage_reference=membership.client_reference,
+                assertion_id=assertion.assertion_id,
+                today=today,
+            )
+            existing = existing_information(order, membership.client_reference)
+            if existing is None or not same_answer(existing, extension):  # resp-35
+                response["systemActions"].append(
+                    update_action(
+                        annotated(order, extension, membership.client_reference),
+                        f"Coverage information from {payer} for "
+                        f"{order['resourceType']}/{order['id']}",
+                    )
+                )
+            if membership.found and membership.active_on(today):
+                response["cards"].append(cards.coverage_card(order, decision, payer))
+            policy = cards.policy_card(decision, payer)
+            if policy is not None and decision.policy_url not in policies:
+                policies.add(str(decision.policy_url))
+                response["cards"].append(policy)
+            if options["network"] and order["resourceType"] in REQUEST_ORDER_TYPES:
+                for proposal in decision.site_proposals:
+                    site = sites.get(proposal.location)
+                    response["cards"].append(cards.site_of_care_card(order, proposal, site, payer))
+
+    async def _sites(
+        self, answers: list[tuple[Membership, CoverageAssertion]]
+    ) -> dict[str, cards.Site]:
+        """The payer's Locations proposed as sites of care: name, and NPI (the Location's own,
+        else its managing organization's)."""
+        wanted = {
+            proposal.location
+            for _, assertion in answers
+            for item in assertion.decisions
+            for proposal in item.decision.site_proposals
+        }
+        sites: dict[str, cards.Site] = {}
+        for reference in wanted:
+            location = await self._read(reference)
+            if location is None:
+                log.warning("proposed site %s is not in the payer's directory", reference)
+                continue
+            npi = _npi(location)
+            if npi is None:
+                managing = (location.get("managingOrganization") or {}).get("reference")
+                organization = await self._read(str(managing)) if managing else None
+                npi = _npi(organization or {})
+            sites[reference] = cards.Site(str(location.get("name") or reference), npi)
+        return sites
+
+    async def _read(self, reference: str) -> dict[str, Any] | None:
+        resource_type, _, resource_id = reference.partition("/")
+        try:
+            return (await self.deps.store.read(resource_type, resource_id)).json()
+        except FhirError:
+            return None
+
+    async def _audit(
+        self,
+        service: HookService,
+        request: HookRequest,
+        caller: CdsCaller,
+        orders: list[dict[str, Any]],
+        answers: list[tuple[Membership, CoverageAssertion]],
+    ) -> None:
+        entities: list[dict[str, Any]] = [
+            {
+                "what": {"reference": f"Patient/{request.patient_id}"},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                    "display": "Person",
+                },
+            }
+        ]
+        entities.extend({"what": {"reference": f"{o['resourceType']}/{o['id']}"}} for o in orders)
+        for membership, assertion in answers:
+            entities.append(
+                {
+                    "what": {"reference": membership.client_reference},
+                    "detail": [
+                        {"type": "coverage-assertion-id", "valueString": assertion.assertion_id},
+                        {
+                            "type": "answers",
+                            "valueString": "; ".join(
+                                f"{d.order_ref}={d.decision.covered}/{d.decision.pa_needed or '-'}"
+                                for d in assertion.decisions
+                            ),
+                        },
+                    ],
+                }
+            )
+        event = {
+            "resourceType": "AuditEvent",
+            "type": {
+                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                "code": "rest",
+                "display": "RESTful Operation",
+            },
+            "subtype": [
+                {
+                    "system": "https://greenlight.example.org/fhir/CodeSystem/cds-hook",
+                    "code": service.hook,
+                }
+            ],
+            "action": "E",
+            "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "outcome": "0",
+            "agent": [{"who": {"display": caller.issuer or "unsigned caller"}, "requestor": True}],
+            "source": {
+                "site": "Greenlight CRD",
+                "observer": {"display": f"cds-services/{service.id}"},
+            },
+            "entity": entities,
+        }
+        async with self.deps.store.transaction() as tx:
+            await tx.create(event)

@@ -30,9 +30,20 @@ postgres-server:
 		{ echo "installing the PostgreSQL server package"; \
 		  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; }
 
-## test: the whole suite, on SQLite and on a throwaway PostgreSQL
+## test: the whole suite, on SQLite and on a throwaway PostgreSQL (also records which IG
+## requirement statements passing tests prove, for `make conformance-report`)
 test: $(STAMP) postgres-server
-	$(BIN)/pytest -q
+	mkdir -p var
+	$(BIN)/pytest -q --requirements-json var/requirements-results.json
+
+## conformance-report: IG statements (CRD, DTR, PAS server side) proven by passing tests; reads
+## the results of the last `make test`, or runs the requirement-marked tests when there are none
+conformance-report: $(STAMP)
+	@if [ -f var/requirements-results.json ]; then \
+		$(BIN)/python -m app.conformance.report --results var/requirements-results.json; \
+	else \
+		mkdir -p var && $(BIN)/python -m app.conformance.report --run-tests --results var/requirements-results.json; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

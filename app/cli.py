@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from app.config import Settings, get_settings
 
@@ -66,6 +67,28 @@ def _demo_data(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ig_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.fhir.packages import PackageRegistry
+
+    registry = PackageRegistry.from_directory(settings.ig_packages)
+    print(f"FHIR packages in {settings.ig_packages}: {len(registry.packages)}")
+    for package in registry.packages:
+        print(package.describe())
+    return 0
+
+
+def _ig_install(args: argparse.Namespace, settings: Settings) -> int:
+    from app.fhir.packages import PackageError, install_package
+
+    try:
+        package = install_package(args.archive, settings.ig_packages, force=args.force)
+    except PackageError as exc:
+        print(f"cannot install {args.archive}: {exc}", file=sys.stderr)
+        return 1
+    print(f"installed {package.id} into {package.source.parent}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="greenlight", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo-data", help="load the demo payer (idempotent)")
     demo.set_defaults(handler=_demo_data)
+
+    ig = commands.add_parser("ig", help="FHIR IG packages (GREENLIGHT_IG_PACKAGES)")
+    ig_commands = ig.add_subparsers(dest="ig_command", required=True)
+    ig_commands.add_parser("list", help="list the loaded packages").set_defaults(handler=_ig_list)
+    install = ig_commands.add_parser("install", help="unpack a package .tgz into the directory")
+    install.add_argument("archive", type=Path, metavar="PATH.tgz")
+    install.add_argument("--force", action="store_true", help="replace an installed version")
+    install.set_defaults(handler=_ig_install)
     return parser
 
 

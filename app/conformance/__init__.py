@@ -1,0 +1,1 @@
+"""Conformance bookkeeping: which IG requirement statements the test suite proves."""

@@ -1,0 +1,1 @@
+"""Tests of the FHIR package loader and the IG profile validator."""

@@ -1,0 +1,1 @@
+"""Tests of app.fhir.validation: IG examples, broken variants, validator rules."""

@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.store.sqlite_reads import SqlitePointReader
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -50,12 +52,15 @@ class Database:
     url: str
     reader: AsyncEngine
     writer: AsyncEngine
+    point_reader: SqlitePointReader | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.url)
 
     async def dispose(self) -> None:
+        if self.point_reader is not None:
+            self.point_reader.close()
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
@@ -69,7 +74,7 @@ def create_database(url: str, *, pool_size: int = 10) -> Database:
         writer = create_async_engine(url, pool_size=2, max_overflow=2)
         _configure_sqlite(reader, immediate=False)
         _configure_sqlite(writer, immediate=True)
-        return Database(url, reader, writer)
+        return Database(url, reader, writer, SqlitePointReader.for_url(url))
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -87,7 +87,7 @@ def _with_meta(resource: dict[str, Any], resource_id: str, version: int, stamp: 
 def _row_to_stored(resource_type: str, resource_id: str, row: Any) -> StoredResource:
     body = row.body.encode("utf-8") if row.body is not None else None
     return StoredResource(
-        resource_type, resource_id, row.version_id, row.last_updated_us, row.deleted, body
+        resource_type, resource_id, row.version_id, row.last_updated_us, bool(row.deleted), body
     )
 
 
@@ -311,6 +311,29 @@ def _date_condition(criterion: DateCriterion) -> ColumnElement[bool]:
     return conditions[criterion.prefix]
 
 
+class _PointRow(NamedTuple):
+    version_id: int
+    last_updated_us: int
+    deleted: int  # SQLite booleans are integers
+    body: str | None
+
+
+# Built once: the statements of the two point reads (SQLAlchemy caches their compiled form).
+_CURRENT_ROW = select(
+    resources.c.version_id, resources.c.last_updated_us, resources.c.deleted, resources.c.body
+).where(resources.c.resource_type == bindparam("t"), resources.c.id == bindparam("i"))
+_VERSION_ROW = select(
+    resource_versions.c.version_id,
+    resource_versions.c.last_updated_us,
+    resource_versions.c.deleted,
+    resource_versions.c.body,
+).where(
+    resource_versions.c.resource_type == bindparam("t"),
+    resource_versions.c.id == bindparam("i"),
+    resource_versions.c.version_id == bindparam("v"),
+)
+
+
 class ResourceStore:
     """Reads and transactions over the database's resources."""
 
@@ -326,19 +349,15 @@ class ResourceStore:
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; 404 when unknown, 410 when deleted."""
-        async with self.database.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        resources.c.version_id,
-                        resources.c.last_updated_us,
-                        resources.c.deleted,
-                        resources.c.body,
-                    ).where(
-                        resources.c.resource_type == resource_type, resources.c.id == resource_id
-                    )
-                )
-            ).first()
+        point = self.database.point_reader
+        if point is not None:
+            fast = point.current(resource_type, resource_id)
+            row: Any = None if fast is None else _PointRow(*fast)
+        else:
+            async with self.database.reader.connect() as conn:
+                row = (
+                    await conn.execute(_CURRENT_ROW, {"t": resource_type, "i": resource_id})
+                ).first()
         if row is None:
             raise not_found(resource_type, resource_id)
         stored = _row_to_stored(resource_type, resource_id, row)
@@ -347,21 +366,17 @@ class ResourceStore:
         return stored
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        async with self.database.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        resource_versions.c.version_id,
-                        resource_versions.c.last_updated_us,
-                        resource_versions.c.deleted,
-                        resource_versions.c.body,
-                    ).where(
-                        resource_versions.c.resource_type == resource_type,
-                        resource_versions.c.id == resource_id,
-                        resource_versions.c.version_id == version_id,
+        point = self.database.point_reader
+        if point is not None:
+            fast = point.version(resource_type, resource_id, version_id)
+            row: Any = None if fast is None else _PointRow(*fast)
+        else:
+            async with self.database.reader.connect() as conn:
+                row = (
+                    await conn.execute(
+                        _VERSION_ROW, {"t": resource_type, "i": resource_id, "v": version_id}
                     )
-                )
-            ).first()
+                ).first()
         if row is None:
             raise FhirError.single(
                 404,

@@ -1,0 +1,1 @@
+"""The Greenlight benchmark harness: `python -m bench` (see bench/README.md)."""

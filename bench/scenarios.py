@@ -1,0 +1,141 @@
+"""The benchmark scenarios: what each one sends, what it expects back, and whether it is signed.
+
+A scenario is the same HTTP request for both targets (Greenlight and the bare app); only the port
+differs. `patient-read` reads the Patient the harness created while seeding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+FHIR_JSON = "application/fhir+json"
+
+# A realistic US Core-shaped Patient (~1 KB on the wire), the body of `patient-create`.
+PATIENT: dict[str, Any] = {
+    "resourceType": "Patient",
+    "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},
+    "identifier": [
+        {
+            "use": "usual",
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                        "code": "MB",
+                        "display": "Member Number",
+                    }
+                ]
+            },
+            "system": "http://example.org/payer/member-id",
+            "value": "BENCH-0001",
+        }
+    ],
+    "active": True,
+    "name": [{"use": "official", "family": "Benchmark", "given": ["Bea", "Q."]}],
+    "telecom": [
+        {"system": "phone", "value": "555-0100", "use": "home"},
+        {"system": "email", "value": "bea.benchmark@example.org"},
+    ],
+    "gender": "female",
+    "birthDate": "1970-04-12",
+    "address": [
+        {
+            "use": "home",
+            "line": ["1 Loopback Way", "Apt 127"],
+            "city": "Localhost",
+            "state": "MA",
+            "postalCode": "01234",
+            "country": "US",
+        }
+    ],
+    "maritalStatus": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+                "code": "M",
+                "display": "Married",
+            }
+        ]
+    },
+    "communication": [
+        {
+            "language": {
+                "coding": [{"system": "urn:ietf:bcp:47", "code": "en-US", "display": "English"}]
+            },
+            "preferred": True,
+        }
+    ],
+}
+
+PATIENT_BYTES = orjson.dumps(PATIENT)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request shape, sent over and over by every virtual client."""
+
+    name: str
+    method: str
+    # The path; `{patient_id}` is replaced with the id of the seeded Patient.
+    path: str
+    expected_status: int
+    # Whether the request carries `Authorization: Bearer <token>` when the bench runs with auth.
+    authenticated: bool
+    body: bytes = b""
+    description: str = ""
+
+    def resolved_path(self, patient_id: str) -> str:
+        return self.path.replace("{patient_id}", patient_id)
+
+    def request_bytes(self, *, host: str, port: int, patient_id: str, token: str | None) -> bytes:
+        """The complete HTTP/1.1 keep-alive request, built once and written as is."""
+        lines = [
+            f"{self.method} {self.resolved_path(patient_id)} HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"Accept: {FHIR_JSON}",
+            "User-Agent: greenlight-bench",
+        ]
+        if token is not None and self.authenticated:
+            lines.append(f"Authorization: Bearer {token}")
+        if self.body or self.method in ("POST", "PUT"):
+            lines.append(f"Content-Type: {FHIR_JSON}")
+            lines.append(f"Content-Length: {len(self.body)}")
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        return head.encode("ascii") + self.body
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            name="metadata",
+            method="GET",
+            path="/fhir/metadata",
+            expected_status=200,
+            authenticated=False,
+            description="GET /fhir/metadata: the CapabilityStatement (no token, as in FHIR)",
+        ),
+        Scenario(
+            name="patient-read",
+            method="GET",
+            path="/fhir/Patient/{patient_id}",
+            expected_status=200,
+            authenticated=True,
+            description="GET /fhir/Patient/{id} of one seeded Patient",
+        ),
+        Scenario(
+            name="patient-create",
+            method="POST",
+            path="/fhir/Patient",
+            expected_status=201,
+            authenticated=True,
+            body=PATIENT_BYTES,
+            description="POST /fhir/Patient with a ~1 KB US Core Patient (every request inserts)",
+        ),
+    )
+}
+
+DEFAULT_SCENARIOS = ("metadata", "patient-read", "patient-create")

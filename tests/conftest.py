@@ -31,11 +31,11 @@ BACKENDS = ("sqlite", "postgresql")
 def no_traffic_off_this_machine() -> Iterator[None]:
     """Name resolution of anything but loopback fails for the whole session."""
     original = socket.getaddrinfo
-    socket.getaddrinfo = guarded(original)  # type: ignore[assignment]
+    socket.getaddrinfo = guarded(original)
     try:
         yield
     finally:
-        socket.getaddrinfo = original  # type: ignore[assignment]
+        socket.getaddrinfo = original
 
 
 @pytest.fixture(scope="session")

@@ -105,6 +105,27 @@ class Decision:
     auto_approval_criteria: tuple[str, ...] = ()
 
 
+_DOC_KIND = {
+    "clinical": "Clinical documentation",
+    "admin": "Administrative documentation",
+    "both": "Clinical and administrative documentation",
+    "conditional": "Documentation",
+}
+_DOC_PURPOSE = {
+    "withpa": "with the prior authorization request",
+    "withclaim": "with the claim",
+    "withorder": "with the order",
+    "retain-doc": "kept on file for review",
+    "OTH": "as the policy describes",
+}
+
+
+def documentation_reason(doc_needed: str, purposes: tuple[str, ...]) -> Reason:
+    """Why documentation is asked for, in words (CRD 2.2 q8: doc-purpose needs a reason)."""
+    where = " and ".join(_DOC_PURPOSE.get(p, p) for p in purposes)
+    return Reason(text=f"{_DOC_KIND.get(doc_needed, 'Documentation')} is needed {where}.")
+
+
 def _merge(base: Outcome, override: Outcome) -> Outcome:
     """`base` with every field that `override` sets replaced (typed values kept as they are)."""
     values = {
@@ -183,15 +204,19 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
     covered = outcome.covered or "covered"
     not_covered = covered == "not-covered"
     doc_needed = None if not_covered else outcome.doc_needed
+    doc_purpose = tuple(outcome.doc_purpose or ()) if doc_needed else ()
+    reasons = tuple(outcome.reasons or ())
+    if doc_needed and doc_purpose and not reasons:
+        reasons = (documentation_reason(doc_needed, doc_purpose),)
     return Decision(
         topic_id=rule.id,
         topic_title=rule.title,
         covered=covered,
         pa_needed=None if not_covered else outcome.pa_needed,  # CRD q2
         doc_needed=doc_needed,
-        doc_purpose=tuple(outcome.doc_purpose or ()) if doc_needed else (),
+        doc_purpose=doc_purpose,
         info_needed=tuple(outcome.info_needed or ()),
-        reasons=tuple(outcome.reasons or ()),
+        reasons=reasons,
         questionnaires=rule.documentation.questionnaires if doc_needed else (),  # CRD q1
         billing_codes=_billing_codes(topic, order_codings(ctx.order)),
         policy_title=rule.policy.title if rule.policy else None,
@@ -204,11 +229,17 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
     )
 
 
+DEFAULT_POLICY_TITLE = "Greenlight prior authorization list"
+DEFAULT_POLICY_URL = "https://greenlight.example.org/policies/prior-authorization-list"
+
+
 def default_decision() -> Decision:
-    """The documented answer for a service no topic names."""
+    """The documented answer for a service no topic names (with the payer's published list)."""
     return Decision(
         topic_id=None,
         topic_title=None,
+        policy_title=DEFAULT_POLICY_TITLE,
+        policy_url=DEFAULT_POLICY_URL,
         covered=DEFAULT_ANSWER.covered or "conditional",
         pa_needed=DEFAULT_ANSWER.pa_needed,
         info_needed=tuple(DEFAULT_ANSWER.info_needed or ()),

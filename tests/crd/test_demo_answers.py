@@ -80,7 +80,7 @@ def test_home_oxygen_needs_documentation_not_auth(crd: CrdServer) -> None:
 
 
 def test_office_visit_needs_nothing(crd: CrdServer) -> None:
-    payload, info = _answer(crd, order_sign(SILVER_MEMBER, "99213"))
+    _, info = _answer(crd, order_sign(SILVER_MEMBER, "99213"))
     assert (info["covered"], info["pa-needed"]) == (["covered"], ["no-auth"])
     assert "doc-needed" not in info and "questionnaire" not in info
 

@@ -66,9 +66,7 @@ def test_missing_and_replayed_jwt_are_refused(crd: CrdServer) -> None:
             "context.draftOrders",
         ),
         (
-            lambda b: b["context"]["draftOrders"]["entry"][0]["resource"].update(
-                colour="red"
-            ),
+            lambda b: b["context"]["draftOrders"]["entry"][0]["resource"].update(colour="red"),
             "context.draftOrders.entry.resource[0].colour",
         ),
     ],

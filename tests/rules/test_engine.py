@@ -56,7 +56,7 @@ def test_lumbar_mri_needs_auth_and_documentation(topics: TopicSet, plan: str, co
     decision = decide(topics, OrderContext(_service(code), plan=plan), TODAY)
     assert decision.topic_id == "lumbar-mri"
     assert (decision.covered, decision.pa_needed) == ("covered", "auth-needed")
-    assert decision.doc_needed == ("clinical",) and decision.doc_purpose == ("withpa",)
+    assert decision.doc_needed == "clinical" and decision.doc_purpose == ("withpa",)
     assert decision.questionnaires == (
         "http://greenlight.example.org/fhir/Questionnaire/lumbar-mri",
     )
@@ -103,7 +103,7 @@ def test_home_oxygen_needs_documentation_not_auth(topics: TopicSet, code: str) -
         "covered",
         "no-auth",
     )
-    assert decision.doc_needed == ("clinical",) and decision.doc_purpose == ("withclaim",)
+    assert decision.doc_needed == "clinical" and decision.doc_purpose == ("withclaim",)
     assert decision.questionnaires == (
         "http://greenlight.example.org/fhir/Questionnaire/home-oxygen",
     )
@@ -122,7 +122,7 @@ def test_office_visit_is_covered_without_auth_or_documentation(topics: TopicSet,
         "covered",
         "no-auth",
     )
-    assert decision.doc_needed == () and decision.questionnaires == ()
+    assert decision.doc_needed is None and decision.questionnaires == ()
 
 
 def test_office_visit_range_has_no_gap_codes(topics: TopicSet) -> None:
@@ -132,7 +132,7 @@ def test_office_visit_range_has_no_gap_codes(topics: TopicSet) -> None:
 def test_specialty_drug_needs_auth_with_step_therapy(topics: TopicSet) -> None:
     decision = decide(topics, OrderContext(_drug("327361"), plan=SILVER), TODAY)
     assert (decision.topic_id, decision.pa_needed) == ("adalimumab", "auth-needed")
-    assert decision.doc_needed == ("clinical",)
+    assert decision.doc_needed == "clinical"
     assert decision.questionnaires == (
         "http://greenlight.example.org/fhir/Questionnaire/adalimumab",
     )

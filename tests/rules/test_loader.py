@@ -77,7 +77,12 @@ def test_shipped_topics_load() -> None:
         ),
         ({"exemptions": {"gold-card-npis": ["12345"]}}, "exemptions.gold-card-npis"),
         ({"by-plan": {"platinum": {"covered": "not-covered"}}, "plans": ["gold"]}, "(file)"),
-        ({"answer": {"covered": "covered", "doc-needed": ["clinical"]}}, "(file)"),
+        (
+            {"answer": {"covered": "covered", "pa-needed": "no-auth", "doc-needed": "clinical"}},
+            "(file)",
+        ),
+        ({"answer": {"covered": "covered"}}, "(file)"),
+        ({"answer": {"covered": "covered", "pa-needed": "satisfied"}}, "answer.pa-needed"),
         ({"id": "other-name"}, "id"),
     ],
 )

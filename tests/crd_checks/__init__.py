@@ -1,0 +1,1 @@
+"""Tests of tests/support/crd_checks.py against the Inferno CRD test kit's own fixtures."""

@@ -89,6 +89,25 @@ def _ig_install(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from app.rules.loader import TopicLoadError, load_topics
+
+    directory = Path(args.directory) if args.directory else settings.rules_dir
+    try:
+        topics = load_topics(directory)
+    except TopicLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    codes = sum(len(topic.codes) for topic in topics.topics.values())
+    print(f"{directory}: {len(topics.topics)} topics, {codes} codes: all valid")
+    for topic in sorted(topics.topics.values(), key=lambda t: t.id):
+        plans = ", ".join(topic.topic.plans)
+        print(f"  {topic.id:<20} {len(topic.codes):>5} codes  plans: {plans}  ({topic.source})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="greenlight", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
+
+    rules = commands.add_parser("rules", help="coverage topics")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate the topics without serving")
+    check.add_argument("directory", nargs="?", help="rules directory (GREENLIGHT_RULES_DIR)")
+    check.set_defaults(handler=_rules_check)
 
     demo = commands.add_parser("demo-data", help="load the demo payer (idempotent)")
     demo.set_defaults(handler=_demo_data)

@@ -1,4 +1,4 @@
-"""`greenlight rules check [DIR]`: validates topics without serving; exit 1 naming file and field."""
+"""`greenlight rules check [DIR]`: validate topics without serving; exit 1 names file and field."""
 
 from __future__ import annotations
 

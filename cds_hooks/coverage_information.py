@@ -2,8 +2,12 @@
 
 Coverage information is never a card: it is an `update` system action of the order carrying the
 extension (CRD resp-25). Element names and cardinalities are CRD 2.0.1's: `doc-needed` 0..1, no
-`expiry-date`. Invariants kept: q1 questionnaire only with doc-needed, q2 pa-needed unless
-not-covered, q3 info-needed only with a conditional answer, q5 satisfied-pa-id iff satisfied.
+`expiry-date`. Invariants kept: q1 questionnaire only with doc-needed, q3 info-needed only with a
+conditional answer, q5 satisfied-pa-id iff satisfied, and q2 per version: CRD 2.0.1's FHIRPath,
+as the HL7 validator evaluates it, requires pa-needed even on a not-covered answer (its left side
+is empty, and an empty result fails), while CRD 2.2 forbids pa-needed there. A not-covered answer
+therefore says `no-auth` for 2.0.1 callers (no authorization can or need be sought) and nothing
+for callers that request 2.2.
 """
 
 from __future__ import annotations
@@ -28,14 +32,18 @@ def coverage_information(
     assertion_id: str,
     today: date,
     satisfied_pa_id: str | None = None,
+    crd_22: bool = False,
 ) -> dict[str, Any]:
     """One ext-coverage-information instance for `decision` about the client's Coverage."""
     parts: list[dict[str, Any]] = [
         _sub("coverage", "valueReference", {"reference": coverage_reference}),
         _sub("covered", "valueCode", decision.covered),
     ]
-    if decision.pa_needed:
-        parts.append(_sub("pa-needed", "valueCode", decision.pa_needed))
+    pa_needed = decision.pa_needed
+    if pa_needed is None and decision.covered == "not-covered" and not crd_22:
+        pa_needed = "no-auth"  # CRD 2.0.1 crd-ci-q2 as validators evaluate it
+    if pa_needed:
+        parts.append(_sub("pa-needed", "valueCode", pa_needed))
     if decision.doc_needed:
         parts.append(_sub("doc-needed", "valueCode", decision.doc_needed))
         parts.extend(_sub("doc-purpose", "valueCode", p) for p in decision.doc_purpose)

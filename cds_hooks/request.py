@@ -13,6 +13,8 @@ from app.fhir.outcomes import FhirError, Issue
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CONFIGURATION_EXTENSION = "davinci-crd.configuration"
+REQUESTED_VERSION_EXTENSION = "davinci-crd.requestedVersion"
+DEFAULT_CRD_VERSION = "2.0"  # CRD 2.0.1: what CMS names and Inferno validates against
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,13 @@ class HookRequest:
     fhir_server: str | None = None
     fhir_authorization: FhirAuthorization | None = None
     configuration: dict[str, Any] = field(default_factory=dict)
+    crd_version: str = DEFAULT_CRD_VERSION
+
+    @property
+    def wants_crd_22(self) -> bool:
+        """Whether the caller asked for CRD 2.2 or later (CRD dev-3 `requestedVersion`)."""
+        major, _, minor = self.crd_version.partition(".")
+        return (major, minor.split(".")[0]) >= ("2", "2") if major.isdigit() else False
 
     @property
     def patient_id(self) -> str | None:
@@ -84,9 +93,14 @@ def parse_hook_request(raw: bytes, expected_hook: str) -> HookRequest:
         assert token is not None
         authorization = FhirAuthorization(token, str(raw_auth.get("token_type") or "Bearer"))
     configuration: dict[str, Any] = {}
+    crd_version = DEFAULT_CRD_VERSION
     extension = body.get("extension")
-    if isinstance(extension, dict) and isinstance(extension.get(CONFIGURATION_EXTENSION), dict):
-        configuration = extension[CONFIGURATION_EXTENSION]
+    if isinstance(extension, dict):
+        if isinstance(extension.get(CONFIGURATION_EXTENSION), dict):
+            configuration = extension[CONFIGURATION_EXTENSION]
+        requested = extension.get(REQUESTED_VERSION_EXTENSION)
+        if isinstance(requested, str) and requested.strip():
+            crd_version = requested.strip()
     patient_id = context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id or "/" in patient_id:
         raise _bad("context.patientId must be a plain patient id", "context.patientId")
@@ -98,6 +112,7 @@ def parse_hook_request(raw: bytes, expected_hook: str) -> HookRequest:
         fhir_server=fhir_server.rstrip("/") if fhir_server else None,
         fhir_authorization=authorization,
         configuration=configuration,
+        crd_version=crd_version,
     )
 
 

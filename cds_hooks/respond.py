@@ -274,7 +274,15 @@ class CrdResponder:
             sites = await self._sites(answers)
             for membership, assertion in answers:
                 self._render(
-                    service, response, membership, assertion, orders, today, options, sites
+                    service,
+                    response,
+                    membership,
+                    assertion,
+                    orders,
+                    today,
+                    options,
+                    sites,
+                    request.wants_crd_22,
                 )
         await self._audit(service, request, caller, orders, answers)
         if not service.primary and not response["systemActions"]:
@@ -359,6 +367,7 @@ class CrdResponder:
         today: date,
         options: dict[str, Any],
         sites: dict[str, cards.Site],
+        crd_22: bool,
     ) -> None:
         payer = self.deps.payer_name
         if not membership.found:
@@ -376,6 +385,7 @@ class CrdResponder:
                 coverage_reference=membership.client_reference,
                 assertion_id=assertion.assertion_id,
                 today=today,
+                crd_22=crd_22,
             )
             existing = existing_information(order, membership.client_reference)
             if existing is None or not same_answer(existing, extension):  # resp-35

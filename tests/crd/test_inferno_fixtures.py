@@ -14,8 +14,23 @@ from pytest_httpx import HTTPXMock
 from tests.crd.conftest import ONLY_THE_EHR_IS_MOCKED, CrdServer
 from tests.crd.hook_requests import inferno_bodies, order_sign
 from tests.support import crd_checks
+from tests.support.conformance import validate
 
 pytestmark = ONLY_THE_EHR_IS_MOCKED
+CRD_201 = "hl7.fhir.us.davinci-crd#2.0.1"
+# Inferno's CRD suite ignores this one error, a known bug of the CRD 2.0.1 IG (INFERNO-KITS §2).
+KNOWN_IG_BUG = "ext-coverage-information is not allowed"
+
+
+def crd_profile_errors(resource: dict[str, Any], profile: str | None) -> list[str]:
+    """Profile validation as the kit runs it (HL7 validator -> our validator), CRD 2.0.1."""
+    result = validate(resource, profile, ig=CRD_201)
+    return [
+        f"{', '.join(issue.expression)}: {issue.diagnostics}"
+        for issue in result.errors
+        if not (resource.get("resourceType") == "Appointment" and KNOWN_IG_BUG in issue.diagnostics)
+    ]
+
 
 HOOK_FIXTURES = {
     "appointment-book": ("appointment-book-crd", "appointment_book_request_bodies.json"),
@@ -61,7 +76,7 @@ def test_discovery_passes_the_kit_and_crd_checks(crd: CrdServer) -> None:
 def test_hook_group_passes_every_kit_test(
     crd: CrdServer, inferno_ehr: HTTPXMock, hook: str
 ) -> None:
-    results = crd_checks.run_hook_group(hook, _exchanges(crd, hook))
+    results = crd_checks.run_hook_group(hook, _exchanges(crd, hook), crd_profile_errors)
     required = [crd_checks.T_REQUIRED_FIELDS, crd_checks.T_CONTEXT, crd_checks.T_RESPONSE]
     if hook in PRIMARY:
         required += [crd_checks.T_COVERAGE_RECEIVED, crd_checks.T_COVERAGE_VALID]
@@ -102,8 +117,34 @@ def test_demo_answers_meet_every_coverage_information_invariant(
     actions = response["systemActions"]
     assert crd_checks.check_hook_response("order-sign", body, response) == []
     assert crd_checks.check_hook_response_crd(response) == []
-    assert crd_checks.check_coverage_information("order-sign", body, actions) == []
+    assert (
+        crd_checks.check_coverage_information(
+            "order-sign",
+            body,
+            actions,
+            crd_profile_errors,
+            invariants=crd_checks.CRD_201_INVARIANTS,
+        )
+        == []
+    )
     classified = crd_checks.classify_cards(response, "order-sign")
     alternates = classified.get("propose_alternate_request") or []
     if alternates:
         assert crd_checks.check_propose_alternate_request([body], alternates) == []
+
+
+@pytest.mark.requirement("CRD", "dev-3")
+@pytest.mark.parametrize("member", ["GLH50873304", "NOBODY-1"])
+def test_crd_22_callers_get_the_22_rules(crd: CrdServer, member: str) -> None:
+    """A caller requesting CRD 2.2 gets not-covered answers without pa-needed (2.2 q2)."""
+    body = order_sign(member, "43775")
+    body["extension"] = {"davinci-crd.requestedVersion": "2.2"}
+    response = crd.call("order-sign-crd", body).json()
+    actions = response["systemActions"]
+    errors = crd_checks.check_coverage_information(
+        "order-sign", body, actions, invariants=crd_checks.CRD_22_INVARIANTS
+    )
+    assert errors == []
+    info = actions[0]["resource"]["extension"][-1]["extension"]
+    assert {p["url"]: p.get("valueCode") for p in info}["covered"] == "not-covered"
+    assert "pa-needed" not in [p["url"] for p in info]

@@ -872,6 +872,11 @@ EXTENSION_MUTATIONS: list[tuple[str, ExtensionMutation, str]] = [
         "crd-ci-q2/2.0.1-fhirpath:",
     ),
     (
+        "q2 (2.0.1 FHIRPath, as the HL7 validator evaluates it) not-covered without pa-needed",
+        lambda e: (drop(e, "pa-needed"), sub(e, "covered").update(valueCode="not-covered")),
+        "crd-ci-q2/2.0.1-fhirpath:",
+    ),
+    (
         "q3 conditional without info-needed",
         lambda e: sub(e, "pa-needed").update(valueCode="conditional"),
         "crd-ci-q3: ext-coverage-information: a `conditional` value requires `info-needed`",

@@ -1268,6 +1268,13 @@ COVERAGE_INFO_INVARIANTS: Final = frozenset(
 )
 
 
+#: What a CRD 2.0.1 validator executes (the literal q2) and what a CRD 2.2 reader expects (q2
+#: as described: not-covered carries no pa-needed). The two contradict for not-covered answers,
+#: so a server renders per requested version and is checked with the matching set.
+CRD_201_INVARIANTS: Final = COVERAGE_INFO_INVARIANTS - {"crd-ci-q2"}
+CRD_22_INVARIANTS: Final = COVERAGE_INFO_INVARIANTS - {"crd-ci-q2/2.0.1-fhirpath"}
+
+
 def _value_keys(extension: JsonObject) -> list[str]:
     return [key for key in extension if key.startswith("value")]
 
@@ -1432,13 +1439,17 @@ def _invariant_errors(extension: JsonObject, keys: Collection[str], where: str) 
         failed.append(("crd-ci-q1", "`questionnaire` (or `response`) requires `doc-needed`."))
     if "not-covered" in covered and pa_needed:
         failed.append(("crd-ci-q2", "covered is `not-covered`, so `pa-needed` must not exist."))
-    if any(c != "not-covered" for c in covered) and not pa_needed:
+    if not pa_needed:
+        # `X implies Y` with Y empty is empty when X is true *or empty* (FHIRPath three-valued
+        # logic), and the HL7 validator counts an empty invariant result as a failure
+        # (FHIRPathEngine.convertToBoolean): so pa-needed is required whatever `covered` says.
         failed.append(
             (
                 "crd-ci-q2/2.0.1-fhirpath",
-                f"covered is `{covered[0]}` and there is no `pa-needed`: the CRD 2.0.1 FHIRPath "
-                "(`covered != 'not-covered' implies pa-needed.exists()`), which the HL7 "
-                "validator evaluates, requires `pa-needed`.",
+                f"covered is `{covered[0] if covered else '(none)'}` and there is no "
+                "`pa-needed`: the CRD 2.0.1 FHIRPath (`extension.where(url = 'covered' and "
+                "value != 'not-covered') implies extension.where(url = 'pa-needed').exists()`), "
+                "as the HL7 validator evaluates it, requires `pa-needed`.",
             )
         )
     if "conditional" in decisions and not info_needed:

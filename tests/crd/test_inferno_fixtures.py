@@ -5,6 +5,7 @@ answered by Greenlight, judged by the kit's assertions re-implemented in tests/s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -22,9 +23,9 @@ CRD_201 = "hl7.fhir.us.davinci-crd#2.0.1"
 KNOWN_IG_BUG = "ext-coverage-information is not allowed"
 
 
-def crd_profile_errors(resource: dict[str, Any], profile: str | None) -> list[str]:
+def crd_profile_errors(resource: Mapping[str, Any], profile: str | None) -> list[str]:
     """Profile validation as the kit runs it (HL7 validator -> our validator), CRD 2.0.1."""
-    result = validate(resource, profile, ig=CRD_201)
+    result = validate(dict(resource), profile, ig=CRD_201)
     return [
         f"{', '.join(issue.expression)}: {issue.diagnostics}"
         for issue in result.errors

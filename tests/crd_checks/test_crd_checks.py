@@ -774,6 +774,11 @@ def drop(extension: Json, url: str) -> None:
     extension["extension"] = [e for e in extension["extension"] if e["url"] != url]
 
 
+def _not_covered_without_pa(extension: Any) -> None:
+    drop(extension, "pa-needed")
+    sub(extension, "covered").update(valueCode="not-covered")
+
+
 def add(parent: Json, url: str, /, **value: Any) -> None:
     parent["extension"].append({"url": url, **value})
 
@@ -873,7 +878,7 @@ EXTENSION_MUTATIONS: list[tuple[str, ExtensionMutation, str]] = [
     ),
     (
         "q2 (2.0.1 FHIRPath, as the HL7 validator evaluates it) not-covered without pa-needed",
-        lambda e: (drop(e, "pa-needed"), sub(e, "covered").update(valueCode="not-covered")),
+        lambda e: _not_covered_without_pa(e),
         "crd-ci-q2/2.0.1-fhirpath:",
     ),
     (

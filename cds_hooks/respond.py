@@ -24,15 +24,15 @@ import httpx
 import orjson
 
 from app.auth.cds_jwt import CdsCaller
-from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError, Issue
 from app.rules.engine import Decision, OrderContext, decide
 from app.rules.loader import TopicSet
-from app.rules.orders import ORDER_TYPES, order_codings
+from app.rules.orders import order_codings
 from app.rules.topic import Reason
 from app.store.assertions import AssertionStore, CoverageAssertion, OrderDecision
 from app.store.repository import ResourceStore, now_us
 from cds_hooks import cards
+from cds_hooks.audit import hook_audit_event
 from cds_hooks.coverage_information import (
     annotated,
     coverage_information,
@@ -42,14 +42,19 @@ from cds_hooks.coverage_information import (
 )
 from cds_hooks.ehr import EhrData, EhrDataUnavailableError
 from cds_hooks.membership import Membership, find_membership
-from cds_hooks.request import HookRequest, context_bundle_resources
+from cds_hooks.orders import (
+    REQUEST_ORDER_TYPES,
+    order_location,
+    ordering_practitioner,
+    orders_in_scope,
+)
+from cds_hooks.request import HookRequest
 from cds_hooks.service import HookService, configuration
 
 log = logging.getLogger("greenlight.crd")
 
 NO_MEMBER = Reason(text="No member of this health plan matches the coverage's member id.")
 NOT_ACTIVE = Reason(text="The member's coverage is not active on the date of service.")
-REQUEST_ORDER_TYPES = frozenset(t for t in ORDER_TYPES if t not in ("Appointment", "Encounter"))
 
 
 @dataclass(frozen=True)
@@ -61,122 +66,6 @@ class CrdDependencies:
     topics: TopicSet
     http: httpx.AsyncClient
     payer_name: str
-
-
-def _checked(resources: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
-    """Each resource must be valid R4 (400 naming the element otherwise, CRD hook-13)."""
-    for index, resource in enumerate(resources):
-        check_resource(resource, path_prefix=f"{path}[{index}]")
-    return resources
-
-
-async def orders_in_scope(
-    service: HookService, request: HookRequest, ehr: EhrData
-) -> list[dict[str, Any]]:
-    """The orders (or appointments, encounters) the hook asks advice on."""
-    hook = service.hook
-    if hook in ("order-sign", "order-select"):
-        drafts = [
-            r
-            for r in context_bundle_resources(request, "draftOrders")
-            if r["resourceType"] in REQUEST_ORDER_TYPES
-        ]
-        _checked(drafts, "context.draftOrders.entry.resource")
-        if hook == "order-select":
-            selections = request.context.get("selections")
-            if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
-                raise FhirError(
-                    400,
-                    [
-                        Issue(
-                            "error",
-                            "invalid",
-                            "selections must be a list of references",
-                            ("context.selections",),
-                        )
-                    ],
-                )
-            chosen = set(selections)
-            drafts = [r for r in drafts if f"{r['resourceType']}/{r['id']}" in chosen]
-        return drafts
-    if hook == "appointment-book":
-        appointments = [
-            r
-            for r in context_bundle_resources(request, "appointments")
-            if r["resourceType"] == "Appointment"
-        ]
-        return _checked(appointments, "context.appointments.entry.resource")
-    if hook == "order-dispatch":
-        reference = request.context.get("order")
-        if not isinstance(reference, str) or "/" not in reference:
-            raise FhirError(
-                400,
-                [
-                    Issue(
-                        "error",
-                        "invalid",
-                        "context.order must be a Type/id reference",
-                        ("context.order",),
-                    )
-                ],
-            )
-        found = [
-            r
-            for r in await ehr.get("order", reference)
-            if f"{r.get('resourceType')}/{r.get('id')}" == reference
-        ]
-        return _checked(found, "prefetch.order")
-    encounter_id = request.context.get("encounterId")
-    if not isinstance(encounter_id, str) or not encounter_id:
-        raise FhirError(
-            400,
-            [
-                Issue(
-                    "error", "invalid", "context.encounterId is required", ("context.encounterId",)
-                )
-            ],
-        )
-    encounters = await ehr.get_optional("encounter", f"Encounter/{encounter_id}")
-    return _checked(
-        [e for e in encounters if e.get("resourceType") == "Encounter"], "prefetch.encounter"
-    )
-
-
-def _reference_id(reference: Any, resource_type: str) -> str | None:
-    if isinstance(reference, dict):
-        reference = reference.get("reference")
-    if isinstance(reference, str) and reference.startswith(f"{resource_type}/"):
-        return reference.split("/", 1)[1].split("/", 1)[0]
-    return None
-
-
-async def _practitioner(
-    request: HookRequest, ehr: EhrData, order: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The ordering practitioner: the order's requester, else the user signing (context.userId)."""
-    wanted = _reference_id(order.get("requester"), "Practitioner") or _reference_id(
-        request.context.get("userId"), "Practitioner"
-    )
-    if wanted is None:
-        return None
-    for resource in await ehr.get_optional("user", f"Practitioner/{wanted}"):
-        if resource.get("resourceType") == "Practitioner" and resource.get("id") == wanted:
-            return resource
-    return None
-
-
-async def _location(ehr: EhrData, order: dict[str, Any]) -> dict[str, Any] | None:
-    """Where the order is to be done: its Location, or its place-of-service code as a Location."""
-    for reference in order.get("locationReference") or []:
-        location_id = _reference_id(reference, "Location")
-        if location_id:
-            found = await ehr.get_optional(f"location-{location_id}", f"Location/{location_id}")
-            if found:
-                return found[0]
-    codes = order.get("locationCode")
-    if codes:
-        return {"resourceType": "Location", "type": codes}
-    return None
 
 
 def _fingerprint(hook: str, membership: Membership, contexts: list[OrderContext], day: date) -> str:
@@ -284,7 +173,8 @@ class CrdResponder:
                     sites,
                     request.wants_crd_22,
                 )
-        await self._audit(service, request, caller, orders, answers)
+        async with self.deps.store.transaction() as tx:
+            await tx.create(hook_audit_event(service, request, caller, orders, answers))
         if not service.primary and not response["systemActions"]:
             response.pop("systemActions")
         response["cards"] = response["cards"][: options["max-cards"]]
@@ -298,7 +188,7 @@ class CrdResponder:
         patient: dict[str, Any] | None,
     ) -> OrderContext:
         practitioner, location = await asyncio.gather(
-            _practitioner(request, ehr, order), _location(ehr, order)
+            ordering_practitioner(request, ehr, order), order_location(ehr, order)
         )
         return OrderContext(
             order=order, patient=patient, practitioner=practitioner, location=location
@@ -438,64 +328,3 @@ class CrdResponder:
             return (await self.deps.store.read(resource_type, resource_id)).json()
         except FhirError:
             return None
-
-    async def _audit(
-        self,
-        service: HookService,
-        request: HookRequest,
-        caller: CdsCaller,
-        orders: list[dict[str, Any]],
-        answers: list[tuple[Membership, CoverageAssertion]],
-    ) -> None:
-        entities: list[dict[str, Any]] = [
-            {
-                "what": {"reference": f"Patient/{request.patient_id}"},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-            }
-        ]
-        entities.extend({"what": {"reference": f"{o['resourceType']}/{o['id']}"}} for o in orders)
-        for membership, assertion in answers:
-            entities.append(
-                {
-                    "what": {"reference": membership.client_reference},
-                    "detail": [
-                        {"type": "coverage-assertion-id", "valueString": assertion.assertion_id},
-                        {
-                            "type": "answers",
-                            "valueString": "; ".join(
-                                f"{d.order_ref}={d.decision.covered}/{d.decision.pa_needed or '-'}"
-                                for d in assertion.decisions
-                            ),
-                        },
-                    ],
-                }
-            )
-        event = {
-            "resourceType": "AuditEvent",
-            "type": {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                "code": "rest",
-                "display": "RESTful Operation",
-            },
-            "subtype": [
-                {
-                    "system": "https://greenlight.example.org/fhir/CodeSystem/cds-hook",
-                    "code": service.hook,
-                }
-            ],
-            "action": "E",
-            "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "outcome": "0",
-            "agent": [{"who": {"display": caller.issuer or "unsigned caller"}, "requestor": True}],
-            "source": {
-                "site": "Greenlight CRD",
-                "observer": {"display": f"cds-services/{service.id}"},
-            },
-            "entity": entities,
-        }
-        async with self.deps.store.transaction() as tx:
-            await tx.create(event)

@@ -98,9 +98,44 @@ class Settings(BaseSettings):
         default=Path("questionnaires"),
         description="Coverage topics: one folder per topic holding topic.yaml",
     )
+    dtr_app_url: str | None = Field(
+        default=None,
+        description="Launch URL of the DTR SMART app offered in CRD cards when documentation "
+        "is needed (none: no launch card)",
+    )
     payer_name: str = Field(
         default="Greenlight Health Plan",
         description="The insurer name on the member card (CRD card source.label)",
+    )
+    # --- PAS notifications (outbox) and utilization management ---
+    pas_outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the outbox worker looks for due work"
+    )
+    pas_outbox_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a claimed notification is reserved before another worker may retry",
+    )
+    pas_notify_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="HTTP timeout of one notification POST"
+    )
+    pas_notify_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles per attempt, capped at 15 min"
+    )
+    pas_notify_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts before a notification is given up"
+    )
+    pas_handshake_attempts: int = Field(
+        default=3, ge=1, le=20, description="Handshake attempts before a Subscription is `error`"
+    )
+    subscription_allow_http: bool = Field(
+        default=False,
+        description="Accept http:// (not https://) subscription endpoints (always in demo mode)",
+    )
+    um_reviewers: str = Field(
+        default="",
+        description="Comma-separated client ids holding the utilization-review role (/um API)",
     )
 
     @field_validator("base_url")

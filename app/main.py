@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             topics=topics,
             http=http,
             payer_name=settings.payer_name,
+            dtr_app_url=settings.dtr_app_url,
         )
     )
     register_error_handlers(app)

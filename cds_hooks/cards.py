@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from app.rules.engine import Decision, SiteProposal
 
 CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
@@ -150,6 +152,41 @@ def site_of_care_card(
                         "resource": alternative,
                     }
                 ],
+            }
+        ],
+    }
+
+
+def dtr_launch_card(
+    order: dict[str, Any],
+    decision: Decision,
+    *,
+    app_url: str,
+    assertion_id: str,
+    coverage_reference: str,
+    payer_name: str,
+) -> dict[str, Any]:
+    """A SMART App Launch card opening the DTR app on this order's documentation (CRD -> DTR:
+    the app asks `$questionnaire-package` with the coverage-assertion-id as `context`)."""
+    context = {
+        "coverageAssertionId": assertion_id,
+        "questionnaire": list(decision.questionnaires),
+        "order": f"{order['resourceType']}/{order['id']}",
+        "coverage": coverage_reference,
+    }
+    label = order_label(order, decision)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"{label}: complete the documentation in DTR"),
+        "detail": "The payer's documentation form is prefilled from the chart; review and sign it.",
+        "indicator": "info",
+        "source": _source(payer_name, "coverage-info"),
+        "links": [
+            {
+                "label": "Open the documentation form (DTR)",
+                "url": app_url,
+                "type": "smart",
+                "appContext": orjson.dumps(context).decode(),
             }
         ],
     }

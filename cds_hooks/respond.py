@@ -66,6 +66,7 @@ class CrdDependencies:
     topics: TopicSet
     http: httpx.AsyncClient
     payer_name: str
+    dtr_app_url: str | None = None
 
 
 def _fingerprint(hook: str, membership: Membership, contexts: list[OrderContext], day: date) -> str:
@@ -288,6 +289,17 @@ class CrdResponder:
                 )
             if membership.found and membership.active_on(today):
                 response["cards"].append(cards.coverage_card(order, decision, payer))
+            if self.deps.dtr_app_url and decision.questionnaires and service.primary:
+                response["cards"].append(
+                    cards.dtr_launch_card(
+                        order,
+                        decision,
+                        app_url=self.deps.dtr_app_url,
+                        assertion_id=assertion.assertion_id,
+                        coverage_reference=membership.client_reference,
+                        payer_name=payer,
+                    )
+                )
             policy = cards.policy_card(decision, payer)
             if policy is not None and decision.policy_url not in policies:
                 policies.add(str(decision.policy_url))

@@ -25,6 +25,7 @@ from tests.support.live_server import LiveServer, run_server
 from tests.support.mock_ehr import INFERNO_EHR_HOST, answer
 
 JWKS_PATH = "/custom/crd_server/jwks.json"
+DTR_APP_URL = "https://dtr.greenlight.example.org/launch"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def crd(
     jwks_url = jwks_host.url(JWKS_PATH)
     clients = json.dumps({issuer: jwks_url})
     settings = make_settings(
-        new_database_url(request.param), cds_clients=clients, auth_enabled=True
+        new_database_url(request.param),
+        cds_clients=clients,
+        auth_enabled=True,
+        dtr_app_url=DTR_APP_URL,
     )
     upgrade_database(settings.database_url)
     asyncio.run(load_demo_data(settings))

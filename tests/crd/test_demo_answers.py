@@ -7,11 +7,12 @@ GLH40021871 (Gold PPO). Gold-carded orderer: NPI 1304582715.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.crd.conftest import CrdServer
+from tests.crd.conftest import DTR_APP_URL, CrdServer
 from tests.crd.hook_requests import HCPCS, RXNORM, coverage_information, order_sign
 
 GOLD_MEMBER, SILVER_MEMBER, CANCELLED_MEMBER = "10A3D58WH456", "GLH50873304", "GLH50744219"
@@ -39,7 +40,7 @@ def test_lumbar_mri_needs_prior_auth_and_the_questionnaire(crd: CrdServer, membe
     summaries = [card["summary"] for card in payload["cards"]]
     assert any("prior authorization required" in s for s in summaries)
     links = [link for card in payload["cards"] for link in card.get("links", [])]
-    assert [link["type"] for link in links] == ["absolute"]
+    assert sorted(link["type"] for link in links) == ["absolute", "smart"]
 
 
 def test_gold_carded_orderer_needs_no_auth(crd: CrdServer) -> None:
@@ -158,3 +159,18 @@ def test_shared_subscriber_id_is_resolved_by_the_patient(crd: CrdServer) -> None
     body["hookInstance"] = "0b8f0a5e-6f0e-4f6e-9a8e-1a2b3c4d5e6f"
     _, unknown = _answer(crd, body)
     assert unknown["covered"] == ["not-covered"]
+
+
+def test_documentation_needed_offers_the_dtr_app_with_the_assertion(crd: CrdServer) -> None:
+    payload, info = _answer(crd, order_sign(GOLD_MEMBER, "72148"))
+    launch = [
+        card for card in payload["cards"] if card.get("links", [{}])[0].get("type") == "smart"
+    ]
+    assert len(launch) == 1
+    link = launch[0]["links"][0]
+    assert link["url"] == DTR_APP_URL
+    context = json.loads(link["appContext"])
+    assert context["coverageAssertionId"] == info["coverage-assertion-id"][0]
+    assert context["questionnaire"] == [LUMBAR_MRI_FORM]
+    office, _ = _answer(crd, order_sign(GOLD_MEMBER, "99213"))
+    assert not [c for c in office["cards"] if c.get("links", [{}])[0].get("type") == "smart"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.registry import REGISTRY, STANDARD_INTERACTIONS
+from tests.support.conformance import assert_conforms
 from tests.support.db_rows import assert_no_nulls
 from tests.support.live_server import LiveServer
 
@@ -14,6 +15,7 @@ def test_capability_statement_lists_what_is_implemented(module_server: LiveServe
     assert response.headers["content-type"].startswith("application/fhir+json")
     statement = response.json()
     assert_no_nulls(statement)
+    assert_conforms(statement, "http://hl7.org/fhir/StructureDefinition/CapabilityStatement")
     assert statement["resourceType"] == "CapabilityStatement"
     assert statement["fhirVersion"] == "4.0.1"
     assert statement["kind"] == "instance"

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app.store.db import create_database
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
+from tests.support.conformance import assert_conforms
 from tests.support.db_rows import assert_no_nulls, row_counts
 from tests.support.ig_examples import example_for
 from tests.support.live_server import LiveServer, run_server
@@ -38,6 +39,7 @@ def _outcome(response: httpx.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["resourceType"] == "OperationOutcome"
     assert_no_nulls(body)
+    assert_conforms(body, "http://hl7.org/fhir/StructureDefinition/OperationOutcome")
     return body
 
 

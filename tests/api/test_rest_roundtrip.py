@@ -13,10 +13,12 @@ import pytest
 
 from app.registry import REGISTRY
 from app.store.indexing import index_entries
-from tests.support.ig_examples import example_for
+from tests.support.conformance import assert_conforms
+from tests.support.ig_examples import example_for, example_ig
 from tests.support.live_server import LiveServer
 
 TYPES = sorted(REGISTRY.resources)
+BUNDLE = "http://hl7.org/fhir/StructureDefinition/Bundle"
 
 
 def _query_value(param_type: str, system: str | None, value: str) -> str:
@@ -54,6 +56,8 @@ def test_round_trip(module_server: LiveServer, resource_type: str) -> None:
         read = client.get(f"/fhir/{resource_type}/{rid}")
         assert read.status_code == 200
         assert read.json() == body
+        # the core definition and the example's declared profiles, in the example's IG version
+        assert_conforms(read.json(), ig=example_ig(resource_type))
         assert read.headers["etag"] == 'W/"1"'
 
         changed = {**body, "language": "fr-CA"}
@@ -75,9 +79,11 @@ def test_round_trip(module_server: LiveServer, resource_type: str) -> None:
         second = client.get(f"/fhir/{resource_type}/{rid}/_history/2")
         assert second.json()["language"] == "fr-CA"
         history = client.get(f"/fhir/{resource_type}/{rid}/_history").json()
+        assert_conforms(history, BUNDLE, ig=example_ig(resource_type))
         assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
 
         by_id = client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()
+        assert_conforms(by_id, BUNDLE, ig=example_ig(resource_type))
         assert by_id["total"] == 1 and _ids(by_id) == [rid]
         _search_every_indexed_param(client, resource_type, changed, rid)
 

@@ -20,6 +20,12 @@ DAVINCI_PACKAGES = (
     "davinci_dtr_2.0.1.tgz",
     "davinci_pas_2.2.1.tgz",
 )
+PACKAGE_IDS = {
+    "davinci_pas_2.0.1.tgz": "hl7.fhir.us.davinci-pas#2.0.1",
+    "davinci-crd-2.0.1.tgz": "hl7.fhir.us.davinci-crd#2.0.1",
+    "davinci_dtr_2.0.1.tgz": "hl7.fhir.us.davinci-dtr#2.0.1",
+    "davinci_pas_2.2.1.tgz": "hl7.fhir.us.davinci-pas#2.2.1",
+}
 
 
 @lru_cache(maxsize=16)
@@ -46,14 +52,26 @@ def _core_resource(name: str) -> bytes:
         return handle.read()
 
 
-def ig_example(resource_type: str) -> dict[str, Any]:
-    """The first example of `resource_type` in the Da Vinci packages (a fresh copy)."""
+def ig_example_from(resource_type: str) -> tuple[dict[str, Any], str]:
+    """The first example of `resource_type` in the Da Vinci packages, and its IG (`id#version`)."""
     for package in DAVINCI_PACKAGES:
         for _name, raw in _package_examples(package):
             resource = orjson.loads(raw)
             if resource.get("resourceType") == resource_type:
-                return copy.deepcopy(resource)
+                return copy.deepcopy(resource), PACKAGE_IDS[package]
     raise LookupError(f"no {resource_type} example in {DAVINCI_PACKAGES}")
+
+
+def ig_example(resource_type: str) -> dict[str, Any]:
+    """The first example of `resource_type` in the Da Vinci packages (a fresh copy)."""
+    return ig_example_from(resource_type)[0]
+
+
+def example_ig(resource_type: str) -> str | None:
+    """The IG (`id#version`) whose example `example_for` returns; None for core resources."""
+    if resource_type in ("ValueSet", "AuditEvent"):
+        return None
+    return ig_example_from(resource_type)[1]
 
 
 def core_resource(file_name: str) -> dict[str, Any]:

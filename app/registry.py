@@ -112,7 +112,7 @@ def _canonical() -> tuple[SearchParam, ...]:
     )
 
 
-def _subject_and_patient(type_: str, path: str = "subject") -> tuple[SearchParam, ...]:
+def _subject_and_patient(path: str = "subject") -> tuple[SearchParam, ...]:
     return (
         _ref("subject", f"{path}.reference"),
         _ref("patient", f"{path}.reference", target="Patient"),
@@ -147,19 +147,19 @@ RESOURCES: tuple[ResourceSpec, ...] = (
         status=False,
     ),
     _spec("Location", _string("name", "name", "alias")),
-    _spec("Encounter", *_subject_and_patient("Encounter")),
-    _spec("ServiceRequest", *_subject_and_patient("ServiceRequest")),
-    _spec("DeviceRequest", *_subject_and_patient("DeviceRequest")),
-    _spec("MedicationRequest", *_subject_and_patient("MedicationRequest")),
+    _spec("Encounter", *_subject_and_patient()),
+    _spec("ServiceRequest", *_subject_and_patient()),
+    _spec("DeviceRequest", *_subject_and_patient()),
+    _spec("MedicationRequest", *_subject_and_patient()),
     _spec("Questionnaire", *_canonical()),
-    _spec("QuestionnaireResponse", *_subject_and_patient("QuestionnaireResponse")),
+    _spec("QuestionnaireResponse", *_subject_and_patient()),
     _spec("Library", *_canonical()),
     _spec("ValueSet", *_canonical()),
     _spec("Claim", _ref("patient", "patient.reference", target="Patient")),
     _spec("ClaimResponse", _ref("patient", "patient.reference", target="Patient")),
     _spec("Subscription", identifier=False),
-    _spec("Task", *_subject_and_patient("Task", path="for")),
-    _spec("CommunicationRequest", *_subject_and_patient("CommunicationRequest")),
+    _spec("Task", *_subject_and_patient(path="for")),
+    _spec("CommunicationRequest", *_subject_and_patient()),
     _spec(
         "AuditEvent",
         _ref("patient", "entity.what.reference", target="Patient"),

@@ -37,12 +37,11 @@ import jwt
 from app.auth.client_assertion import (
     ALLOWED_ALGORITHMS,
     MAX_JTI_LENGTH,
-    KeyIndex,
+    KeySource,
     OAuthError,
     PublicKey,
-    RemoteJwks,
     ReplayGuard,
-    index_jwks,
+    key_source,
 )
 from app.config import CdsClientConfig, Settings
 from app.fhir.outcomes import FhirError
@@ -79,14 +78,10 @@ class CdsClient:
     """A trusted CDS client and where its verification keys come from."""
 
     config: CdsClientConfig
-    inline_keys: KeyIndex | None
-    remote: RemoteJwks | None
+    keys: KeySource
 
     async def key(self, kid: str, alg: str) -> PublicKey | None:
-        if self.inline_keys is not None:
-            return self.inline_keys.get((kid, alg))
-        assert self.remote is not None
-        return await self.remote.key(kid, alg)
+        return await self.keys.key(kid, alg)
 
 
 def register_cds_clients(
@@ -97,22 +92,15 @@ def register_cds_clients(
     for config in configs:
         if config.iss in registered:
             raise RuntimeError(f"cds_clients: issuer {config.iss!r} is registered twice")
-        if config.jwks is not None:
-            source = f"cds_clients[{config.iss}].jwks"
-            try:
-                inline = index_jwks(config.jwks, source)
-            except ValueError as exc:
-                raise RuntimeError(str(exc)) from exc
-            if not inline:
-                raise RuntimeError(
-                    f"cds_clients: {config.iss!r} has no RS384 (RSA >= 2048) or ES384 (P-384) "
-                    "key with a kid in its JWKS"
-                )
-            registered[config.iss] = CdsClient(config, inline, None)
-        else:
-            assert config.jwks_url is not None
-            remote = RemoteJwks(config.jwks_url, min_refresh_seconds=min_refresh_seconds)
-            registered[config.iss] = CdsClient(config, None, remote)
+        registered[config.iss] = CdsClient(
+            config,
+            key_source(
+                config.jwks,
+                config.jwks_url,
+                label=f"cds_clients[{config.iss}]",
+                min_refresh_seconds=min_refresh_seconds,
+            ),
+        )
     return registered
 
 

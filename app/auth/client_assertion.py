@@ -210,10 +210,9 @@ class ReplayGuard:
 
 
 @dataclass(frozen=True)
-class RegisteredClient:
-    """A client and where its verification keys come from (inline keys or a JWKS URL)."""
+class KeySource:
+    """Where a client's verification keys come from: an inline JWKS, else its JWKS URL."""
 
-    config: ClientConfig
     inline_keys: KeyIndex | None
     remote: RemoteJwks | None
 
@@ -222,6 +221,40 @@ class RegisteredClient:
             return self.inline_keys.get((kid, alg))
         assert self.remote is not None
         return await self.remote.key(kid, alg)
+
+
+def key_source(
+    jwks: Mapping[str, Any] | None,
+    jwks_url: str | None,
+    *,
+    label: str,
+    min_refresh_seconds: float,
+) -> KeySource:
+    """Inline keys when a JWKS is given (it must hold a usable key), else the JWKS URL."""
+    if jwks is not None:
+        try:
+            inline = index_jwks(jwks, f"{label}.jwks")
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from exc
+        if not inline:
+            raise RuntimeError(
+                f"{label} has no RS384 (RSA >= 2048) or ES384 (P-384) key with a kid in its JWKS"
+            )
+        return KeySource(inline, None)
+    if jwks_url is None:
+        raise RuntimeError(f"{label} needs `jwks` or `jwks_url`")
+    return KeySource(None, RemoteJwks(jwks_url, min_refresh_seconds=min_refresh_seconds))
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A SMART Backend Services client and its key source."""
+
+    config: ClientConfig
+    keys: KeySource
+
+    async def key(self, kid: str, alg: str) -> PublicKey | None:
+        return await self.keys.key(kid, alg)
 
 
 def register_clients(
@@ -236,21 +269,15 @@ def register_clients(
             raise RuntimeError(
                 f"clients: {client.client_id!r} needs exactly one of `jwks` and `jwks_url`"
             )
-        if client.jwks is not None:
-            try:
-                inline = index_jwks(client.jwks, f"clients[{client.client_id}].jwks")
-            except ValueError as exc:
-                raise RuntimeError(str(exc)) from exc
-            if not inline:
-                raise RuntimeError(
-                    f"clients: {client.client_id!r} has no RS384 (RSA >= 2048) or ES384 (P-384) "
-                    "key with a kid in its JWKS"
-                )
-            registered[client.client_id] = RegisteredClient(client, inline, None)
-        else:
-            assert client.jwks_url is not None
-            remote = RemoteJwks(client.jwks_url, min_refresh_seconds=min_refresh_seconds)
-            registered[client.client_id] = RegisteredClient(client, None, remote)
+        registered[client.client_id] = RegisteredClient(
+            client,
+            key_source(
+                client.jwks,
+                client.jwks_url,
+                label=f"clients[{client.client_id}]",
+                min_refresh_seconds=min_refresh_seconds,
+            ),
+        )
     return registered
 
 

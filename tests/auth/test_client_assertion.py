@@ -125,7 +125,7 @@ async def test_jwks_fetch_errors_keep_the_known_keys(
     httpx_mock.add_exception(httpx.ConnectTimeout("key host down"), url=JWKS_URL)
     verifier = _verifier(database, min_refresh_seconds=0)
     await verifier.verify(old.assertion(TOKEN_URL))
-    remote = verifier.clients["rotating"].remote
+    remote = verifier.clients["rotating"].keys.remote
     assert remote is not None
     remote.ttl_seconds = 0  # stale: the next verification refetches, and that fetch fails
     await verifier.verify(old.assertion(TOKEN_URL))

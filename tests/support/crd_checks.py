@@ -436,16 +436,21 @@ def card_type_codes() -> frozenset[str]:
 # 1.2 / 1.3 Discovery
 
 
-def check_discovery_endpoint(status: int, body: str | bytes) -> list[str]:
-    """`crd_discovery_endpoint_test`: HTTP 200 and a JSON body."""
+def _ok_json(status: int, body: str | bytes, what: str) -> list[str]:
+    """HTTP 200 and a body that parses as JSON (the kit's status and JSON assertions)."""
     errors = []
     if status != 200:
         errors.append(f"Unexpected response status: expected 200, but received {status}.")
     try:
         json.loads(body)
     except (ValueError, TypeError):
-        errors.append("Discovery response body is not valid JSON.")
+        errors.append(f"{what} response body is not valid JSON.")
     return errors
+
+
+def check_discovery_endpoint(status: int, body: str | bytes) -> list[str]:
+    """`crd_discovery_endpoint_test`: HTTP 200 and a JSON body."""
+    return _ok_json(status, body, "Discovery")
 
 
 def check_discovery(document: Any) -> list[str]:
@@ -587,14 +592,7 @@ def _prefetch_errors(prefetch: Any, where: str) -> list[str]:
 
 def check_service_call(status: int, body: str | bytes) -> list[str]:
     """`crd_service_call_test` (per request): HTTP 200 and a JSON body."""
-    errors = []
-    if status != 200:
-        errors.append(f"Unexpected response status: expected 200, but received {status}.")
-    try:
-        json.loads(body)
-    except (ValueError, TypeError):
-        errors.append("Service response body is not valid JSON.")
-    return errors
+    return _ok_json(status, body, "Service")
 
 
 _CONTEXT_REQUIRED: Final[Mapping[str, Mapping[str, str]]] = {

@@ -70,8 +70,12 @@ def create_database(url: str, *, pool_size: int = 10) -> Database:
     """Engines for `url` (sqlite+aiosqlite:// or postgresql+asyncpg://)."""
     if is_sqlite(url):
         ensure_sqlite_directory(url)
-        reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        writer = create_async_engine(url, pool_size=2, max_overflow=2)
+        # Every transaction ends in our own COMMIT or ROLLBACK (engine.begin / connect blocks), so
+        # the pool's reset-on-return ROLLBACK would only cost one more thread hand-off.
+        reader = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None
+        )
+        writer = create_async_engine(url, pool_size=2, max_overflow=2, pool_reset_on_return=None)
         _configure_sqlite(reader, immediate=False)
         _configure_sqlite(writer, immediate=True)
         return Database(url, reader, writer, SqlitePointReader.for_url(url))

@@ -171,7 +171,7 @@ class ResourceWriter:
             raise FhirError.single(
                 409, "conflict", f"{resource_type}/{rid} already exists", f"{resource_type}.id"
             ) from None
-        await self._record(resource_type, rid, 1, stamp, body, resource)
+        await self._record(resource_type, rid, 1, stamp, body, resource, new=True)
         return StoredResource(resource_type, rid, 1, stamp, False, body)
 
     async def update(
@@ -234,7 +234,10 @@ class ResourceWriter:
         stamp: int,
         body: bytes | None,
         resource: dict[str, Any] | None,
+        *,
+        new: bool = False,
     ) -> None:
+        """The version row, and the search index rows replaced (a new resource has none yet)."""
         await self._conn.execute(
             insert(resource_versions).values(
                 resource_type=resource_type,
@@ -245,12 +248,13 @@ class ResourceWriter:
                 body=None if body is None else body.decode("utf-8"),
             )
         )
-        await self._conn.execute(
-            delete(search_index).where(
-                search_index.c.resource_type == resource_type,
-                search_index.c.resource_id == resource_id,
+        if not new:
+            await self._conn.execute(
+                delete(search_index).where(
+                    search_index.c.resource_type == resource_type,
+                    search_index.c.resource_id == resource_id,
+                )
             )
-        )
         spec = self._registry.resource(resource_type)
         if resource is None or spec is None:
             return

@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CQL_TOOLS := tools/cql
+CQL_STAMP := $(CQL_TOOLS)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: serve install test lint format bench conformance-report postgres-server clean
+.PHONY: serve install test lint format bench conformance-report postgres-server cql-tools elm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +20,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The official CQL-to-ELM translator and engine (npm), pinned by tools/cql/package-lock.json
+$(CQL_STAMP): $(CQL_TOOLS)/package.json $(CQL_TOOLS)/package-lock.json
+	npm ci --prefix $(CQL_TOOLS) --no-audit --no-fund
+	touch $@
+
+cql-tools: $(CQL_STAMP)
+
+## elm: translate every questionnaires/**/*.cql into the ELM JSON committed beside it
+elm: $(CQL_STAMP)
+	node $(CQL_TOOLS)/translate.mjs --path questionnaires/_shared questionnaires/*/*.cql
 
 ## serve: create the virtualenv, migrate, load the demo payer, serve on $(HOST):$(PORT)
 serve: $(STAMP)
@@ -32,7 +45,7 @@ postgres-server:
 
 ## test: the whole suite, on SQLite and on a throwaway PostgreSQL (also records which IG
 ## requirement statements passing tests prove, for `make conformance-report`)
-test: $(STAMP) postgres-server
+test: $(STAMP) postgres-server $(CQL_STAMP)
 	mkdir -p var
 	$(BIN)/pytest -q --requirements-json var/requirements-results.json
 
@@ -59,4 +72,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(CQL_TOOLS)/node_modules

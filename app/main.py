@@ -14,6 +14,8 @@ from app.api import cds_services, metadata, resources, smart
 from app.api.body_limit import BodySizeLimit
 from app.api.context import Services
 from app.api.errors import register_error_handlers
+from app.api.operations import dtr_router
+from app.api.operations.dtr import build_dtr_services
 from app.auth.cds_jwt import CdsJwtVerifier, OpenCdsAccess, build_cds_verifier
 from app.auth.guard import Authenticator, OpenAccess
 from app.config import Settings, get_settings
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     topics = load_topics(settings.rules_dir)  # a malformed topic stops start-up here
     database = create_database(settings.database_url)
     store = ResourceStore(database, registry)
+    assertions = AssertionStore(database)  # CRD's answers, read again by DTR and PAS
     http = httpx.AsyncClient(follow_redirects=False)  # the EHR's FHIR servers, JWKS endpoints
 
     @asynccontextmanager
@@ -78,17 +81,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.crd = CrdResponder(
         CrdDependencies(
             store=store,
-            assertions=AssertionStore(database),
+            assertions=assertions,
             topics=topics,
             http=http,
             payer_name=settings.payer_name,
             dtr_app_url=settings.dtr_app_url,
         )
     )
+    app.state.dtr = build_dtr_services(settings, store, topics, assertions)
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(metadata.router)
     app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
+    app.include_router(dtr_router)  # DTR operations: before resources (/fhir/{type}/$op)
     app.include_router(resources.router)
     app.include_router(cds_services.router)
     return app

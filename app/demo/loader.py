@@ -9,6 +9,7 @@ resource is checked against the FHIR R4 models first, so a failed load leaves no
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from app.demo.payer import (
     locations,
     provider_rows,
 )
+from app.dtr.content import content_for
 from app.fhir.models import check_resource
 from app.registry import REGISTRY
 from app.store.db import create_database
@@ -182,9 +184,12 @@ def location_rows() -> list[LocationRow]:
     return rows
 
 
-async def load_into(store: ResourceStore) -> LoadReport:
-    """Write the demo payer into `store` (one transaction); unchanged resources are skipped."""
-    resources = demo_resources()
+async def load_into(
+    store: ResourceStore, documentation: Sequence[dict[str, Any]] = ()
+) -> LoadReport:
+    """Write the demo payer (and the payer's DTR documentation content: Questionnaires,
+    Libraries, ValueSets) into `store` in one transaction; unchanged resources are skipped."""
+    resources = [*demo_resources(), *documentation]
     for resource in resources:
         check_resource(resource, path_prefix=f"{resource['resourceType']}/{resource['id']}")
     report = LoadReport(members=member_rows(), providers=provider_rows(), locations=location_rows())
@@ -207,8 +212,9 @@ async def load_into(store: ResourceStore) -> LoadReport:
 
 async def load_demo_data(settings: Settings) -> LoadReport:
     """Load the demo payer into the database of `settings` (migrations must already be applied)."""
+    documentation = content_for(settings.rules_dir.resolve()).resources()
     database = create_database(settings.database_url)
     try:
-        return await load_into(ResourceStore(database, REGISTRY))
+        return await load_into(ResourceStore(database, REGISTRY), documentation)
     finally:
         await database.dispose()

@@ -22,6 +22,7 @@ import pytest
 from app.demo import payer
 from app.demo.loader import load_demo_data, load_into
 from app.demo.npi import NPI_SYSTEM
+from app.dtr.content import content_for
 from app.registry import REGISTRY
 from app.store.db import create_database
 from app.store.migrate import upgrade_database
@@ -30,8 +31,9 @@ from app.store.search import parse_search
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory, SettingsFactory
 from tests.demo.inferno_inputs import hook_contexts, request_resources
 
-EXPECTED = Counter(r["resourceType"] for r in payer.demo_resources())
 PROJECT = Path(__file__).resolve().parents[2]
+DOCUMENTATION = content_for((PROJECT / "questionnaires").resolve()).resources()
+EXPECTED = Counter(r["resourceType"] for r in [*payer.demo_resources(), *DOCUMENTATION])
 
 
 async def _search(store: ResourceStore, resource_type: str, **params: str) -> list[dict[str, Any]]:

@@ -3,10 +3,19 @@
 For each scenario route it verifies the bearer JWT when one is sent (HS256, PyJWT, the same secret
 and audience as Greenlight's access tokens), parses the request body with orjson when there is
 one, and answers a fixed body. The harness hands it Greenlight's own answers captured while
-seeding (`BENCH_BARE_FIXTURES`, a directory of `metadata.json`, `patient.json`, `created.json`),
-so both targets send the same bytes back; without it, built-in bodies of the same shape are used.
+seeding (`BENCH_BARE_FIXTURES`, a directory of `metadata.json`, `patient.json`, `created.json`,
+`crd.json`), so both targets send the same bytes back; without it, built-in bodies of the same
+shape are used.
 
-Environment: `BENCH_BARE_FIXTURES`, `BENCH_BARE_TOKEN_SECRET`, `BENCH_BARE_TOKEN_AUDIENCE`.
+`POST /cds-services/{id}` does what any CDS service must do with the CDS Hooks JWT the bench EHR
+signs (the same tokens Greenlight gets): header checks (`alg` ES384/RS384, `typ`, `kid`, `jku`),
+signature with the registered public key (PyJWT), `iss`, `aud` (Greenlight's exact service URL),
+`exp`/`iat` (60 s leeway, at most an hour ahead) and a `jti` never seen before (in memory); then
+it parses the body with orjson and answers Greenlight's captured CRD response.
+
+Environment: `BENCH_BARE_FIXTURES`, `BENCH_BARE_TOKEN_SECRET`, `BENCH_BARE_TOKEN_AUDIENCE`,
+`BENCH_BARE_CDS_JWKS` (the EHR's public JWKS), `BENCH_BARE_CDS_ISSUER`, `BENCH_BARE_CDS_JKU`,
+`BENCH_BARE_CDS_AUDIENCE`.
 Run with `uvicorn bench.bare_app:app --http httptools --loop uvloop`.
 
 `python -m bench.bare_app --port P` instead runs a raw asyncio HTTP/1.1 server (no framework,
@@ -17,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,6 +78,7 @@ def _default_bodies() -> dict[str, bytes]:
         "metadata": orjson.dumps(metadata),
         "patient": orjson.dumps(patient),
         "created": orjson.dumps(patient),
+        "crd": orjson.dumps({"cards": [], "systemActions": []}),
     }
 
 
@@ -84,6 +96,29 @@ def _load_bodies() -> dict[str, bytes]:
 BODIES = _load_bodies()
 TOKEN_SECRET = os.environ.get("BENCH_BARE_TOKEN_SECRET") or None
 TOKEN_AUDIENCE = os.environ.get("BENCH_BARE_TOKEN_AUDIENCE") or None
+
+CdsKeys = dict[tuple[str, str], Any]
+
+
+def _cds_keys(text: str | None) -> CdsKeys:
+    """{(kid, alg): public key} of the EHR's JWKS (RS384 / ES384 keys)."""
+    keys: CdsKeys = {}
+    for jwk in json.loads(text)["keys"] if text else []:
+        ec = jwk["kty"] == "EC"
+        alg = jwk.get("alg") or ("ES384" if ec else "RS384")
+        algorithm = jwt.algorithms.ECAlgorithm if ec else jwt.algorithms.RSAAlgorithm
+        keys[(jwk["kid"], alg)] = algorithm.from_jwk(json.dumps(jwk))
+    return keys
+
+
+CDS_KEYS = _cds_keys(os.environ.get("BENCH_BARE_CDS_JWKS"))
+CDS_ISSUER = os.environ.get("BENCH_BARE_CDS_ISSUER") or None
+CDS_JKU = os.environ.get("BENCH_BARE_CDS_JKU") or None
+CDS_AUDIENCE = os.environ.get("BENCH_BARE_CDS_AUDIENCE") or None
+CDS_ALGORITHMS = ("ES384", "RS384")
+CDS_LEEWAY_SECONDS = 60
+CDS_MAX_LIFETIME_SECONDS = 3600
+_SEEN_JTIS: set[str] = set()
 
 _UNAUTHORIZED = orjson.dumps(
     {
@@ -121,6 +156,39 @@ def _check_token(request: Request) -> Response | None:
     return None
 
 
+def _check_cds_jwt(request: Request) -> Response | None:
+    """Verify a CDS Hooks JWT as a CDS service must; a 401 response if it fails."""
+    if not CDS_KEYS:
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return Response(_UNAUTHORIZED, status_code=401, media_type=FHIR_JSON_UTF8)
+    try:
+        head = jwt.get_unverified_header(token)
+        alg, kid = str(head.get("alg")), str(head.get("kid"))
+        key = CDS_KEYS.get((kid, alg)) if alg in CDS_ALGORITHMS else None
+        if key is None or head.get("typ", "JWT") != "JWT" or head.get("jku", CDS_JKU) != CDS_JKU:
+            raise jwt.InvalidTokenError("header")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=CDS_AUDIENCE,
+            issuer=CDS_ISSUER,
+            leeway=CDS_LEEWAY_SECONDS,
+            options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+        )
+    except jwt.InvalidTokenError:
+        return Response(_UNAUTHORIZED, status_code=401, media_type=FHIR_JSON_UTF8)
+    jti = claims["jti"]
+    too_long = claims["exp"] - time.time() > CDS_MAX_LIFETIME_SECONDS + CDS_LEEWAY_SECONDS
+    if not isinstance(jti, str) or not jti or jti in _SEEN_JTIS or too_long:
+        return Response(_UNAUTHORIZED, status_code=401, media_type=FHIR_JSON_UTF8)
+    _SEEN_JTIS.add(jti)
+    return None
+
+
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
@@ -152,6 +220,17 @@ async def create(request: Request, resource_type: str) -> Response:
         "Location": f"http://127.0.0.1/fhir/{resource_type}/bench-patient/_history/1",
     }
     return Response(BODIES["created"], status_code=201, headers=headers, media_type=FHIR_JSON_UTF8)
+
+
+@app.post("/cds-services/{service_id}")
+async def cds_service(request: Request, service_id: str) -> Response:
+    denied = _check_cds_jwt(request)
+    if denied is not None:
+        return denied
+    parsed = orjson.loads(await request.body())
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("context"), dict):
+        return Response(_BAD_REQUEST, status_code=400, media_type=FHIR_JSON_UTF8)
+    return Response(BODIES["crd"], media_type="application/json")
 
 
 # --- the raw server: the load generator's ceiling ------------------------------------------------

@@ -1,5 +1,10 @@
 """Orchestration: start Greenlight and the bare app, seed, drive each scenario, report.
 
+With `--topics 10,10000` Greenlight is started once per topic count (one after the other, each
+with a generated rules directory, a fresh database and the demo payer) and every scenario runs
+against each; the bare app runs next to the first. The CRD scenarios sign a pool of fresh
+CDS Hooks JWTs before each run (`bench/crd.py`).
+
 Everything runs on loopback. Both servers are subprocesses in their own sessions (process
 groups), so stopping one stops its uvicorn workers too; they are stopped on any exit, including
 errors, Ctrl-C and SIGTERM. Every wait has a deadline, so a run always ends.
@@ -12,8 +17,10 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -34,6 +41,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bench import crd, topics
 from bench.loadgen import LoadResult, LoadSpec
 from bench.scenarios import DEFAULT_SCENARIOS, PATIENT_BYTES, SCENARIOS, Scenario
 
@@ -129,7 +137,7 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 def start_server(
     name: str, command: list[str], port: int, env: dict[str, str], cwd: Path, logs: Path
 ) -> Server:
-    log_path = logs / f"{name.replace(' ', '-').strip('()')}.log"
+    log_path = logs / f"{_slug(name)}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -145,9 +153,13 @@ def start_server(
     return server
 
 
-def wait_ready(server: Server, path: str) -> None:
-    """Poll `path` until it answers (any HTTP status), the process dies, or READY_TIMEOUT."""
-    deadline = time.monotonic() + READY_TIMEOUT
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+
+
+def wait_ready(server: Server, path: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll `path` until it answers (any HTTP status), the process dies, or `timeout`."""
+    deadline = time.monotonic() + timeout
     url = server.base_url + path
     with httpx.Client(timeout=2.0) as client:
         while True:
@@ -161,7 +173,7 @@ def wait_ready(server: Server, path: str) -> None:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise BenchError(f"{server.name} did not answer within {READY_TIMEOUT:g}s")
+                raise BenchError(f"{server.name} did not answer within {timeout:g}s")
             time.sleep(0.1)
 
 
@@ -313,6 +325,74 @@ def smoke_test(server: Server, scenario: Scenario, seed_: Seed, token: str | Non
     _expect(response, scenario.expected_status, f"{scenario.name} against {server.name}")
 
 
+# --- CRD (CDS Hooks order-sign) ------------------------------------------------------------------
+
+COVERAGE_INFORMATION = "ext-coverage-information"
+# What the lumbar MRI order must be answered with on the Gold plan: the topic path is measured.
+EXPECTED_ANSWER = {("pa-needed", "auth-needed"), ("doc-needed", "clinical")}
+
+
+def coverage_answer(response: dict[str, Any]) -> set[tuple[str, str]]:
+    """(sub-extension url, code) pairs of every coverage-information extension in a response."""
+    found: set[tuple[str, str]] = set()
+    for action in response.get("systemActions") or []:
+        for extension in (action.get("resource") or {}).get("extension") or []:
+            if str(extension.get("url", "")).endswith(COVERAGE_INFORMATION):
+                for part in extension.get("extension") or []:
+                    if "valueCode" in part:
+                        found.add((part["url"], part["valueCode"]))
+    return found
+
+
+def crd_call(
+    server: Server, signer: crd.CdsSigner, audience: str, *, token: str | None = None
+) -> tuple[httpx.Response, str]:
+    """One order-sign call (same order as `crd-order-sign`); the response and the JWT sent."""
+    template = crd.request_template(HOST, server.port, distinct_orders=False)
+    token = token or signer.token(audience)
+    _head, body = template.fill(token, template.new_values())
+    response = httpx.post(
+        server.base_url + crd.SERVICE_PATH,
+        content=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        },
+        timeout=30.0,
+    )
+    return response, token
+
+
+def seed_crd(greenlight: Server, signer: crd.CdsSigner) -> bytes:
+    """Check Greenlight's CRD service answers the lumbar MRI with PA + documentation, refuses a
+    replayed JWT and an unsigned call; its answer (for the bare app to send back)."""
+    audience = crd.service_url(greenlight.base_url)
+    response, token = crd_call(greenlight, signer, audience)
+    _expect(response, 200, f"seeding POST {crd.SERVICE_PATH}")
+    answer = coverage_answer(response.json())
+    if not EXPECTED_ANSWER.issubset(answer):
+        raise BenchError(
+            f"CRD answered {sorted(answer)} for CPT {crd.ORDER_CODE}, expected "
+            f"{sorted(EXPECTED_ANSWER)} (is the demo payer loaded, does the topic resolve?)"
+        )
+    replay, _ = crd_call(greenlight, signer, audience, token=token)
+    _expect(replay, 401, f"auth check: POST {crd.SERVICE_PATH} with a replayed JWT")
+    unsigned = httpx.post(
+        greenlight.base_url + crd.SERVICE_PATH,
+        content=b"{}",
+        headers={"Content-Type": "application/json"},
+        timeout=30.0,
+    )
+    _expect(unsigned, 401, f"auth check: POST {crd.SERVICE_PATH} without a JWT")
+    return response.content
+
+
+def crd_smoke_test(server: Server, signer: crd.CdsSigner, audience: str) -> None:
+    response, _ = crd_call(server, signer, audience)
+    _expect(response, 200, f"POST {crd.SERVICE_PATH} against {server.name}")
+
+
 # --- load runs -----------------------------------------------------------------------------------
 
 
@@ -361,7 +441,7 @@ def run_load(spec: LoadSpec, env: dict[str, str]) -> LoadResult:
 
 def measure(server: Server, scenario: Scenario, spec: LoadSpec, env: dict[str, str]) -> Run:
     label = server.name
-    print(f"  {scenario.name:<16} {label:<14} ", end="", flush=True)
+    print(f"  {scenario.name:<18} {label:<24} ", end="", flush=True)
     cpu_before = server.cpu_seconds()
     started = time.monotonic()
     result = run_load(spec, env)
@@ -378,6 +458,72 @@ def measure(server: Server, scenario: Scenario, spec: LoadSpec, env: dict[str, s
             f"(exit status {server.process.returncode}):\n{server.log_tail()}"
         )
     return Run(scenario.name, label, result, cpu, wall)
+
+
+# A first guess of each target's CRD requests/s, to size the first JWT pool (then learned).
+GREENLIGHT_RATE_GUESS = 500.0
+BARE_RATE_GUESS = {"ES384": 900.0, "RS384": 2500.0}
+POOL_ATTEMPTS = 3
+
+
+@dataclass
+class CrdLoad:
+    """What the CRD scenarios need: the EHR's key and each target's learned request rate."""
+
+    signer: crd.CdsSigner
+    pools: Path
+    rates: dict[str, float]
+
+    def rate(self, target: str) -> float:
+        if target in self.rates:
+            return self.rates[target]
+        return BARE_RATE_GUESS[self.signer.alg] if target == BARE else GREENLIGHT_RATE_GUESS
+
+
+def measure_crd(
+    server: Server,
+    scenario: Scenario,
+    audience: str,
+    load: CrdLoad,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> Run:
+    """A CRD run: sign a pool of fresh JWTs large enough for the run, then drive it; when the
+    pool runs out (the target was faster than guessed), sign a larger one and run again."""
+    template = crd.request_template(HOST, server.port, distinct_orders=scenario.distinct_orders)
+    window = args.warmup + args.duration
+    lifetime = int(min(3600, window + args.timeout + 600))
+    rate = load.rate(server.name)
+    for _attempt in range(POOL_ATTEMPTS):
+        count = math.ceil(rate * (window + 1) * 1.25) + 4 * args.concurrency
+        pool = load.pools / f"{_slug(server.name)}-{scenario.name}.pool"
+        signing = crd.write_pool(pool, load.signer, audience, template, count, lifetime=lifetime)
+        print(f"  ({count:,} {load.signer.alg} JWTs signed in {signing:.1f}s)", flush=True)
+        spec = LoadSpec(
+            host=HOST,
+            port=server.port,
+            request=b"",
+            expected_status=scenario.expected_status,
+            concurrency=args.concurrency,
+            warmup=args.warmup,
+            duration=args.duration,
+            timeout=args.timeout,
+            pool_path=str(pool),
+            head_template=template.head,
+            body_template=template.body,
+            head_slots=1,
+        )
+        run = measure(server, scenario, spec, env)
+        pool.unlink(missing_ok=True)
+        result = run.result
+        observed = result.completed_total / result.ran_s if result.ran_s else rate
+        if not result.pool_exhausted:
+            # Twice the rate seen: the next run of this target may well be faster.
+            load.rates[server.name] = max(2 * observed, 1.0)
+            return run
+        rate = max(observed, rate) * 1.6
+        print(f"  (the pool of {count:,} JWTs ran out: running again with a larger one)")
+    raise BenchError(f"{scenario.name} against {server.name}: the JWT pool kept running out")
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -420,31 +566,36 @@ def _ratio(value: float, reference: float) -> str:
 def render_table(runs: list[Run]) -> str:
     header = (
         "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | errors "
-        "| p50 vs bare | req/s vs bare | server CPU ms/req | generator CPU |"
+        "| p50 vs bare | p99 vs bare | req/s vs bare | server CPU ms/req | generator CPU |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     bare = {run.scenario: run for run in runs if run.target == BARE}
     for run in runs:
         r = run.result
         reference = bare.get(run.scenario)
-        if run.target != GREENLIGHT or reference is None:
-            p50_ratio = rps_ratio = "1.00x" if run.target == BARE else "-"
+        if not run.target.startswith(GREENLIGHT) or reference is None:
+            p50_ratio = p99_ratio = rps_ratio = "1.00x" if run.target == BARE else "-"
         else:
             p50_ratio = _ratio(r.p50_ms, reference.result.p50_ms)
+            p99_ratio = _ratio(r.p99_ms, reference.result.p99_ms)
             rps_ratio = _ratio(r.rps, reference.result.rps)
         lines.append(
             f"| {run.scenario} | {run.target} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} "
-            f"| {r.p99_ms:.2f} | {r.errors} | {p50_ratio} | {rps_ratio} "
+            f"| {r.p99_ms:.2f} | {r.errors} | {p50_ratio} | {p99_ratio} | {rps_ratio} "
             f"| {run.server_cpu_ms_per_request:.3f} | {run.generator_cpu_pct:.0f}% |"
         )
     return "\n".join(lines)
 
 
+def _met(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
 def verdict(runs: list[Run]) -> str | None:
     """The done-when check: `patient-read` p50 within 2x and throughput >= 0.5x of bare."""
-    by_key = {(run.scenario, run.target): run for run in runs}
-    gl = by_key.get(("patient-read", GREENLIGHT))
-    bare = by_key.get(("patient-read", BARE))
+    reads = [run for run in runs if run.scenario == "patient-read"]
+    gl = next((run for run in reads if run.target.startswith(GREENLIGHT)), None)
+    bare = next((run for run in reads if run.target == BARE), None)
     if gl is None or bare is None or not bare.result.p50_ms or not bare.result.rps:
         return None
     p50 = gl.result.p50_ms / bare.result.p50_ms
@@ -452,21 +603,116 @@ def verdict(runs: list[Run]) -> str | None:
     ok = p50 <= 2.0 and rps >= 0.5
     return (
         f"**patient-read target (p50 <= 2x bare, throughput >= 0.5x bare): "
-        f"{'MET' if ok else 'MISSED'}** - p50 {p50:.2f}x "
+        f"{_met(ok)}** - p50 {p50:.2f}x "
         f"({'ok' if p50 <= 2.0 else 'over'}), throughput {rps:.2f}x "
         f"({'ok' if rps >= 0.5 else 'under'})."
     )
 
 
+CRD_P50_TARGET = 1.5
+CRD_P99_TARGET = 2.0
+TOPIC_TARGET = 1.2
+
+
+def crd_verdicts(runs: list[Run]) -> list[str]:
+    """Issue 4's check on `crd-order-sign`: p50 within 1.5x and p99 within 2x of the bare app
+    (the same check on `crd-order-sign-new` is shown for information)."""
+    bare = {run.scenario: run for run in runs if run.target == BARE}
+    out = []
+    for run in runs:
+        reference = bare.get(run.scenario)
+        if (
+            not run.scenario.startswith("crd-")
+            or not run.target.startswith(GREENLIGHT)
+            or reference is None
+            or not reference.result.p50_ms
+            or not reference.result.p99_ms
+        ):
+            continue
+        p50 = run.result.p50_ms / reference.result.p50_ms
+        p99 = run.result.p99_ms / reference.result.p99_ms
+        ok = p50 <= CRD_P50_TARGET and p99 <= CRD_P99_TARGET
+        kind = "target" if run.scenario == "crd-order-sign" else "same check, for information"
+        out.append(
+            f"**{run.scenario} / {run.target} {kind} (p50 <= {CRD_P50_TARGET:g}x bare, "
+            f"p99 <= {CRD_P99_TARGET:g}x bare): {_met(ok)}** - p50 {p50:.2f}x, p99 {p99:.2f}x."
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class TopicStartup:
+    """Start-up facts of one Greenlight instance started with a generated rules directory."""
+
+    target: str
+    topics: int
+    synthetic: int
+    codes: int
+    generate_s: float
+    # `load_topics` alone, in a fresh process (bench/topics.py `time`).
+    load_s: float
+    # From spawning `greenlight serve` to its first answer (imports, migrations, topics).
+    ready_s: float
+    rss_mb: float
+
+
+def render_topic_table(startups: list[TopicStartup]) -> str:
+    lines = [
+        "| target | topics | synthetic | indexed codes | generate s | load_topics s "
+        "| load ms/topic | serve ready s | server RSS MB |",
+        "|" + "---|" * 9,
+    ]
+    for s in startups:
+        lines.append(
+            f"| {s.target} | {s.topics:,} | {s.synthetic:,} | {s.codes:,} | {s.generate_s:.1f} "
+            f"| {s.load_s:.2f} | {1000 * s.load_s / s.topics:.2f} | {s.ready_s:.1f} "
+            f"| {s.rss_mb:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def topic_verdicts(runs: list[Run], startups: list[TopicStartup]) -> list[str]:
+    """Most topics vs fewest, per scenario: p50 and req/s within 1.2x."""
+    if len(startups) < 2:
+        return []
+    few, many = startups[0], startups[-1]
+    by_key = {(run.scenario, run.target): run for run in runs}
+    out = []
+    for scenario in dict.fromkeys(run.scenario for run in runs):
+        small = by_key.get((scenario, few.target))
+        large = by_key.get((scenario, many.target))
+        if small is None or large is None or not small.result.p50_ms or not large.result.rps:
+            continue
+        p50 = large.result.p50_ms / small.result.p50_ms
+        rps = small.result.rps / large.result.rps
+        ok = p50 <= TOPIC_TARGET and rps <= TOPIC_TARGET
+        kind = "target" if scenario == "crd-order-sign" else "for information"
+        out.append(
+            f"**{scenario}, {many.topics:,} vs {few.topics:,} topics {kind} (within "
+            f"{TOPIC_TARGET:g}x): {_met(ok)}** - p50 {p50:.2f}x ({large.result.p50_ms:.2f} vs "
+            f"{small.result.p50_ms:.2f} ms), req/s {1 / rps if rps else 0:.2f}x "
+            f"({large.result.rps:,.0f} vs {small.result.rps:,.0f}; the check is that the "
+            f"{few.topics:,}-topic req/s is at most {TOPIC_TARGET:g}x the {many.topics:,}-topic)."
+        )
+    return out
+
+
 def render_markdown(
-    runs: list[Run], facts: dict[str, str], errors: dict[str, dict[str, int]]
+    runs: list[Run],
+    facts: dict[str, str],
+    errors: dict[str, dict[str, int]],
+    startups: list[TopicStartup] | None = None,
 ) -> str:
     out = ["# Greenlight benchmark", ""]
     out += [f"- **{key}**: {value}" for key, value in facts.items()]
     out += ["", render_table(runs), ""]
-    check = verdict(runs)
-    if check:
-        out += [check, ""]
+    checks = [verdict(runs), *crd_verdicts(runs)]
+    for check in checks:
+        if check:
+            out += [check, ""]
+    if startups:
+        out += ["## Topic scaling", "", render_topic_table(startups), ""]
+        out += [f"{check}\n" for check in topic_verdicts(runs, startups)]
     if errors:
         out += ["Errors by kind:", ""]
         out += [f"- {label}: {kinds}" for label, kinds in errors.items()]
@@ -483,6 +729,19 @@ def render_markdown(
 
 
 # --- main ----------------------------------------------------------------------------------------
+
+
+def _topic_counts(text: str | None, parser: argparse.ArgumentParser) -> list[int]:
+    if not text:
+        return []
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        parser.error("--topics takes comma-separated integers, e.g. 10,10000")
+    minimum = len(topics.shipped_topics())
+    if not counts or any(count < minimum for count in counts):
+        parser.error(f"--topics: each count must be at least {minimum} (the shipped topics)")
+    return counts
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -513,6 +772,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the generator-ceiling run against a raw asyncio server",
     )
+    parser.add_argument(
+        "--topics",
+        metavar="N,M,...",
+        help="start Greenlight once per topic count, each with a generated rules directory "
+        "(the shipped topics + synthetic ones), and run every scenario against each",
+    )
+    parser.add_argument(
+        "--cds-alg",
+        choices=crd.ALGORITHMS,
+        default="ES384",
+        help="how the bench EHR signs its CDS Hooks JWTs (%(default)s)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT,
+        help="seconds a server may take to start (%(default)s; raised for large topic sets)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (%(default)s)"
@@ -526,17 +803,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not names:
         parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
     args.scenario_list = [SCENARIOS[name] for name in names]
+    args.topic_counts = _topic_counts(args.topics, parser)
     if args.concurrency < 1 or args.workers < 1:
         parser.error("--concurrency and --workers must be at least 1")
     if not 0 < args.duration <= 1800 or not 0 <= args.warmup <= 600:
         parser.error("--duration must be in (0, 1800] and --warmup in [0, 600]")
+    if args.no_auth and any(s.kind == "crd" for s in args.scenario_list):
+        parser.error("the crd scenarios need auth on (CDS Hooks JWTs are verified only then)")
     return args
 
 
-def _greenlight_command(port: int, workers: int, auth: bool) -> list[str]:
+def _greenlight_base() -> list[str]:
     script = Path(sys.executable).with_name("greenlight")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-    command = [*base, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+
+
+def _greenlight_command(port: int, workers: int, auth: bool) -> list[str]:
+    command = [
+        *_greenlight_base(),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     return command if auth else [*command, "--demo", "--no-auth"]
 
 
@@ -578,64 +870,283 @@ def run(args: argparse.Namespace) -> int:
     auth = not args.no_auth and (args.auth or token_endpoint_available())
     if not auth and not args.no_auth:
         print("note: app/api/smart.py (the token endpoint) is missing: running with auth OFF")
+    startups: list[TopicStartup] = []
+    args.load_before = _load_average()
     with _workspace(args.keep) as work:
         try:
-            runs = _drive(args, auth, work)
+            runs = _drive(args, auth, work, startups)
         finally:
             stop_all()
-    report(args, auth, runs)
+    report(args, auth, runs, startups)
     return 0
 
 
-def _drive(args: argparse.Namespace, auth: bool, work: Path) -> list[Run]:
+def _load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def _load_fact(before: str, after: str) -> str:
+    fact = f"load average (1, 5, 15 min) {before} at the start, {after} at the end"
+    cores = os.cpu_count() or 1
+    try:
+        busy = max(float(before.split()[0]), float(after.split()[0])) > cores
+    except (ValueError, IndexError):
+        busy = False
+    if busy:
+        fact += (
+            f" - above {cores}, the core count: something else was running, absolute numbers "
+            "are low and noisy (server CPU ms/req is the steadiest column)"
+        )
+    return fact
+
+
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory of every live process in the process group `pgid`, in MB (Linux)."""
+    total_kb = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+            if int(stat[stat.rfind(b")") + 2 :].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry.name}/status", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total_kb / 1024
+
+
+def _subprocess(command: list[str], env: dict[str, str], timeout: float, what: str) -> str:
+    try:
+        done = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{what} did not finish within {timeout:g}s") from exc
+    if done.returncode != 0:
+        raise BenchError(f"{what} failed ({done.returncode}):\n{(done.stderr or '')[-2000:]}")
+    return done.stdout
+
+
+@dataclass
+class Instance:
+    """A started Greenlight and what was captured from it while seeding."""
+
+    server: Server
+    token: str | None
+    seed: Seed
+
+
+def _start_greenlight(
+    args: argparse.Namespace,
+    auth: bool,
+    work: Path,
+    base_env: dict[str, str],
+    label: str,
+    *,
+    client: BenchClient | None,
+    signer: crd.CdsSigner | None,
+    secret: str,
+    topic_count: int | None,
+    startups: list[TopicStartup],
+) -> Instance:
+    """Start (and seed) one Greenlight: its own database, data directory and rules directory."""
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    home = work / _slug(label)
+    home.mkdir()
+    env = {
+        **base_env,
+        "GREENLIGHT_DATABASE_URL": f"sqlite+aiosqlite:///{home / 'bench.db'}",
+        "GREENLIGHT_DATA_DIR": str(home / "data"),
+        "GREENLIGHT_BASE_URL": base,
+        "GREENLIGHT_LOG_LEVEL": "warning",
+        "GREENLIGHT_TOKEN_SECRET": secret,
+        "GREENLIGHT_TOKEN_LIFETIME_SECONDS": "3600",
+    }
+    if auth:
+        env["GREENLIGHT_AUTH_ENABLED"] = "true"
+    if client is not None:
+        env["GREENLIGHT_CLIENTS"] = client.registration()
+    if signer is not None:
+        env["GREENLIGHT_CDS_CLIENTS"] = signer.registration()
+    ready_timeout: float = args.ready_timeout
+    startup: TopicStartup | None = None
+    if topic_count is not None:
+        rules = home / "rules"
+        print(f"generating {topic_count:,} topics in {rules}", flush=True)
+        started = time.monotonic()
+        synthetic = topics.generate(rules, topic_count)
+        generated = time.monotonic() - started
+        env["GREENLIGHT_RULES_DIR"] = str(rules)
+        timing = json.loads(
+            _subprocess(
+                [sys.executable, "-m", "bench.topics", "time", str(rules)],
+                env,
+                3600,
+                f"loading {topic_count} topics",
+            )
+        )
+        print(f"  load_topics: {timing['seconds']:.2f}s for {timing['topics']:,} topics")
+        ready_timeout = max(ready_timeout, 3 * timing["seconds"] + 60)
+        startup = TopicStartup(
+            label,
+            int(timing["topics"]),
+            synthetic,
+            int(timing["codes"]),
+            generated,
+            float(timing["seconds"]),
+            0.0,
+            0.0,
+        )
+    if signer is not None:
+        print("loading the demo payer (greenlight demo-data)", flush=True)
+        _subprocess([*_greenlight_base(), "demo-data"], env, 600, "greenlight demo-data")
+    print(f"starting {label} on {base} ({args.workers} worker(s), auth {'on' if auth else 'off'})")
+    # From the repository root, like `make run`: relative defaults (the rules directory) resolve;
+    # everything Greenlight writes is pointed at the temporary directory above.
+    started = time.monotonic()
+    server = start_server(
+        label, _greenlight_command(port, args.workers, auth), port, env, REPO_ROOT, work
+    )
+    wait_ready(server, "/fhir/metadata", ready_timeout)
+    ready = time.monotonic() - started
+    if startup is not None:
+        startup = TopicStartup(
+            **{**startup.__dict__, "ready_s": ready, "rss_mb": group_rss_mb(server.process.pid)}
+        )
+        startups.append(startup)
+        print(f"  ready after {ready:.1f}s, {startup.rss_mb:.0f} MB resident")
+    token = client.fetch_token(base) if client is not None else None
+    seeded = seed(server, token)
+    if signer is not None:
+        seeded.bodies["crd"] = seed_crd(server, signer)
+    return Instance(server, token, seeded)
+
+
+def _drive(
+    args: argparse.Namespace, auth: bool, work: Path, startups: list[TopicStartup]
+) -> list[Run]:
     """Start the servers, seed, run every scenario against each target; the runs in order."""
     scenarios: list[Scenario] = args.scenario_list
     base_env = clean_env()
     base_env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [base_env.get("PYTHONPATH")])]
     )
-    gl_port = free_port()
-    gl_base = f"http://{HOST}:{gl_port}"
     secret = secrets.token_urlsafe(48)
     client = BenchClient.generate() if auth else None
-    gl_env = {
-        **base_env,
-        "GREENLIGHT_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
-        "GREENLIGHT_DATA_DIR": str(work / "data"),
-        "GREENLIGHT_BASE_URL": gl_base,
-        "GREENLIGHT_LOG_LEVEL": "warning",
-        "GREENLIGHT_TOKEN_SECRET": secret,
-        "GREENLIGHT_TOKEN_LIFETIME_SECONDS": "3600",
-    }
-    if client is not None:
-        gl_env["GREENLIGHT_CLIENTS"] = client.registration()
-    print(
-        f"starting Greenlight on {gl_base} "
-        f"({args.workers} worker(s), auth {'on' if auth else 'off'})"
+    needs_crd = any(scenario.kind == "crd" for scenario in scenarios)
+    signer = crd.CdsSigner.generate(args.cds_alg) if needs_crd else None
+    pools = work / "pools"
+    pools.mkdir()
+    load = CrdLoad(signer, pools, {}) if signer is not None else None
+    counts: list[int | None] = list(args.topic_counts) or [None]
+
+    runs: list[Run] = []
+    bare: Server | None = None
+    ceiling: Server | None = None
+    first: Instance | None = None
+    for count in counts:
+        label = GREENLIGHT if count is None else f"{GREENLIGHT} ({count:,} topics)"
+        instance = _start_greenlight(
+            args,
+            auth,
+            work,
+            base_env,
+            label,
+            client=client,
+            signer=signer,
+            secret=secret,
+            topic_count=count,
+            startups=startups,
+        )
+        if first is None:
+            first = instance
+            bare, ceiling = _start_bare(args, auth, work, base_env, instance, signer, secret)
+        assert bare is not None
+        targets = [instance.server, bare] if instance is first else [instance.server]
+        print(
+            f"running {len(scenarios)} scenario(s) against {', '.join(t.name for t in targets)}: "
+            f"{args.concurrency} clients, {args.warmup:g}s warm-up + {args.duration:g}s each"
+        )
+        for scenario in scenarios:
+            token = instance.token
+            if client is not None and scenario.authenticated and scenario.kind == "fhir":
+                token = client.fetch_token(instance.server.base_url)  # fresh for each scenario
+            for server in targets:
+                if scenario.kind == "crd":
+                    assert load is not None
+                    audience = crd.service_url(instance.server.base_url)
+                    crd_smoke_test(server, load.signer, audience)
+                    runs.append(measure_crd(server, scenario, audience, load, args, base_env))
+                else:
+                    smoke_test(server, scenario, instance.seed, token)
+                    spec = _fixed_spec(args, server, scenario, instance.seed, token)
+                    runs.append(measure(server, scenario, spec, base_env))
+        if count is not None and count != counts[-1]:
+            instance.server.stop()  # one Greenlight at a time: the next one gets the machine
+            _SERVERS.remove(instance.server)
+    if ceiling is not None and first is not None:
+        scenario = SCENARIOS["patient-read"]
+        spec = _fixed_spec(args, ceiling, scenario, first.seed, first.token)
+        runs.append(measure(ceiling, scenario, spec, base_env))
+    return runs
+
+
+def _fixed_spec(
+    args: argparse.Namespace, server: Server, scenario: Scenario, seeded: Seed, token: str | None
+) -> LoadSpec:
+    return LoadSpec(
+        host=HOST,
+        port=server.port,
+        request=scenario.request_bytes(
+            host=HOST, port=server.port, patient_id=seeded.patient_id, token=token
+        ),
+        expected_status=scenario.expected_status,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        duration=args.duration,
+        timeout=args.timeout,
     )
-    # From the repository root, like `make run`: relative defaults (the rules directory) resolve;
-    # everything Greenlight writes is pointed at the temporary directory above.
-    greenlight = start_server(
-        GREENLIGHT,
-        _greenlight_command(gl_port, args.workers, auth),
-        gl_port,
-        gl_env,
-        REPO_ROOT,
-        work,
-    )
-    wait_ready(greenlight, "/fhir/metadata")
-    token = client.fetch_token(gl_base) if client is not None else None
-    seeded = seed(greenlight, token)
+
+
+def _start_bare(
+    args: argparse.Namespace,
+    auth: bool,
+    work: Path,
+    base_env: dict[str, str],
+    greenlight: Instance,
+    signer: crd.CdsSigner | None,
+    secret: str,
+) -> tuple[Server, Server | None]:
+    """The bare app (answering `greenlight`'s captured bodies) and the raw ceiling server."""
     fixtures = work / "fixtures"
     fixtures.mkdir()
-    for name, body in seeded.bodies.items():
+    for name, body in greenlight.seed.bodies.items():
         (fixtures / f"{name}.json").write_bytes(body)
-
     bare_port = free_port()
     bare_env = {**base_env, "BENCH_BARE_FIXTURES": str(fixtures)}
     if auth:
         bare_env["BENCH_BARE_TOKEN_SECRET"] = secret
-        bare_env["BENCH_BARE_TOKEN_AUDIENCE"] = f"{gl_base}/fhir"
+        bare_env["BENCH_BARE_TOKEN_AUDIENCE"] = f"{greenlight.server.base_url}/fhir"
+    if signer is not None:
+        bare_env["BENCH_BARE_CDS_JWKS"] = json.dumps(signer.public_jwks())
+        bare_env["BENCH_BARE_CDS_ISSUER"] = crd.ISSUER
+        bare_env["BENCH_BARE_CDS_JKU"] = crd.JKU
+        bare_env["BENCH_BARE_CDS_AUDIENCE"] = crd.service_url(greenlight.server.base_url)
     print(f"starting the bare app on http://{HOST}:{bare_port}")
     bare = start_server(
         BARE, _bare_command(bare_port, args.workers), bare_port, bare_env, REPO_ROOT, work
@@ -653,45 +1164,24 @@ def _drive(args: argparse.Namespace, auth: bool, work: Path) -> list[Run]:
             work,
         )
         wait_ready(ceiling, "/")
+    return bare, ceiling
 
-    def spec_for(server: Server, scenario: Scenario) -> LoadSpec:
-        return LoadSpec(
-            host=HOST,
-            port=server.port,
-            request=scenario.request_bytes(
-                host=HOST, port=server.port, patient_id=seeded.patient_id, token=token
-            ),
-            expected_status=scenario.expected_status,
-            concurrency=args.concurrency,
-            warmup=args.warmup,
-            duration=args.duration,
-            timeout=args.timeout,
-        )
 
-    runs: list[Run] = []
-    print(
-        f"running {len(scenarios)} scenario(s): {args.concurrency} clients, "
-        f"{args.warmup:g}s warm-up + {args.duration:g}s each"
+def report(
+    args: argparse.Namespace, auth: bool, runs: list[Run], startups: list[TopicStartup]
+) -> None:
+    scenario_kinds = {scenario.kind for scenario in args.scenario_list}
+    auth_fact = (
+        "on: SMART Backend Services bearer token (HS256) on patient-read and "
+        "patient-create, verified by both targets"
+        if auth
+        else "off (Greenlight in demo mode with --no-auth; no tokens sent or verified)"
     )
-    for scenario in scenarios:
-        if client is not None and scenario.authenticated:
-            token = client.fetch_token(gl_base)  # a fresh token for each scenario
-        for server in (greenlight, bare):
-            smoke_test(server, scenario, seeded, token)
-            runs.append(measure(server, scenario, spec_for(server, scenario), base_env))
-    if ceiling is not None:
-        runs.append(
-            measure(
-                ceiling,
-                SCENARIOS["patient-read"],
-                spec_for(ceiling, SCENARIOS["patient-read"]),
-                base_env,
-            )
+    if "crd" in scenario_kinds:
+        auth_fact += (
+            f"; CDS Hooks: a fresh {args.cds_alg} JWT per call (kid, jku, 64-hex jti), "
+            "signature and claims verified by both targets, jti replay refused"
         )
-    return runs
-
-
-def report(args: argparse.Namespace, auth: bool, runs: list[Run]) -> None:
     facts = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": (
@@ -708,21 +1198,29 @@ def report(args: argparse.Namespace, auth: bool, runs: list[Run]) -> None:
             f"{args.duration:g}s measured per run, one generator process on the same machine"
         ),
         "workers": f"{args.workers} uvicorn worker(s) for both Greenlight and the bare app",
-        "auth": (
-            "on: SMART Backend Services bearer token (HS256) on patient-read and "
-            "patient-create, verified by both targets"
-            if auth
-            else "off (Greenlight in demo mode with --no-auth; no tokens sent or verified)"
-        ),
+        "auth": auth_fact,
         "database": "SQLite (aiosqlite, WAL) in a temporary directory",
-        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine load": _load_fact(getattr(args, "load_before", "?"), _load_average()),
     }
+    if "crd" in scenario_kinds:
+        facts["crd"] = (
+            "order-sign built from the Inferno CRD kit fixture (read at run time): full "
+            "prefetch (Patient, Coverage of demo member 10A3D58WH456 on the Gold plan, user "
+            "Practitioner), one ServiceRequest for CPT 72148 (lumbar-mri: PA + clinical "
+            "documentation), no fhirServer; demo payer loaded"
+        )
+    if startups:
+        facts["topics"] = (
+            "per Greenlight instance, a generated rules directory: the shipped topics + "
+            "synthetic ones (bench/topics.py)"
+        )
+    facts["command"] = "python -m bench " + " ".join(sys.argv[1:])
     error_kinds = {
         f"{run.scenario} / {run.target}": run.result.error_kinds
         for run in runs
         if run.result.error_kinds
     }
-    markdown = render_markdown(runs, facts, error_kinds)
+    markdown = render_markdown(runs, facts, error_kinds, startups)
     print()
     print(markdown)
     output: Path = args.output

@@ -5,6 +5,12 @@ it as little as possible: each virtual client owns one keep-alive connection and
 pre-built request bytes; the response is framed by `Content-Length` (or chunked encoding) without
 parsing headers into objects. Latency is `time.perf_counter_ns` around write -> last body byte.
 
+Requests that must differ (CDS Hooks calls: a fresh signed JWT each, never replayed) come from a
+pool file of pre-signed slot values, one request per line, read before the run: each request is
+the head and body templates filled with the next line's values (`%b` slots, `%d` for the
+Content-Length), built when it is sent (a microsecond) and never sent twice. A pool that runs out
+ends the run early and flags it (`pool_exhausted`), so the harness can retry with a larger one.
+
 Run as `python -m bench.loadgen` with a JSON `LoadSpec` on stdin; prints a JSON `LoadResult`.
 """
 
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import sys
@@ -39,17 +46,63 @@ class LoadSpec:
     duration: float = 10.0
     # A request without an answer after this many seconds is an error (its connection is closed).
     timeout: float = 10.0
+    # Pooled requests (`request` is then unused): a file of tab-separated slot values, one line per
+    # request; the first `head_slots` values fill `head_template`'s `%b` slots (then `%d` is the
+    # body length), the others fill `body_template`.
+    pool_path: str = ""
+    head_template: bytes = b""
+    body_template: bytes = b""
+    head_slots: int = 0
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["request"] = base64.b64encode(self.request).decode("ascii")
+        for name in _BYTES_FIELDS:
+            data[name] = base64.b64encode(getattr(self, name)).decode("ascii")
         return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> LoadSpec:
         data: dict[str, Any] = json.loads(text)
-        data["request"] = base64.b64decode(data["request"])
+        for name in _BYTES_FIELDS:
+            data[name] = base64.b64decode(data[name])
         return cls(**data)
+
+
+_BYTES_FIELDS = ("request", "head_template", "body_template")
+
+
+def fill_request(
+    head_template: bytes, body_template: bytes, head_slots: int, values: tuple[bytes, ...]
+) -> bytes:
+    """One pooled request: the templates filled with one pool line's values."""
+    body = body_template % values[head_slots:] if len(values) > head_slots else body_template
+    return head_template % (*values[:head_slots], len(body)) + body
+
+
+class _Requests:
+    """The request each send uses: always `spec.request`, or the next unused pool entry."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.fixed: bytes | None = spec.request if not spec.pool_path else None
+        self.pool: list[tuple[bytes, ...]] = []
+        self.used = 0
+        self.exhausted = False
+        self._head = spec.head_template
+        self._body = spec.body_template
+        self._head_slots = spec.head_slots
+        if spec.pool_path:
+            with open(spec.pool_path, "rb") as handle:
+                self.pool = [tuple(line.split(b"\t")) for line in handle.read().splitlines()]
+
+    def next(self) -> bytes | None:
+        if self.fixed is not None:
+            return self.fixed
+        if self.used >= len(self.pool):
+            self.exhausted = True
+            return None
+        values = self.pool[self.used]
+        self.used += 1
+        return fill_request(self._head, self._body, self._head_slots, values)
 
 
 @dataclass(frozen=True)
@@ -70,6 +123,11 @@ class LoadResult:
     generator_cpu_s: float
     # Every answered request, warm-up included (to divide the server's CPU time by).
     completed_total: int
+    # Pooled requests: how many were sent, and whether the pool ran out (the run is then invalid).
+    pool_used: int = 0
+    pool_exhausted: bool = False
+    # Seconds from the first request to the end of the run, warm-up included.
+    ran_s: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -207,6 +265,7 @@ async def _connect(spec: LoadSpec) -> _Connection:
 
 async def _client(
     spec: LoadSpec,
+    requests: _Requests,
     conn: _Connection,
     live: list[_Connection],
     slot: int,
@@ -215,13 +274,13 @@ async def _client(
     stop_ns: int,
 ) -> None:
     loop = asyncio.get_running_loop()
-    request = spec.request
+    next_request = requests.next
     expected = spec.expected_status
     latencies = tally.latencies_ns
     clock = time.perf_counter_ns
     while True:
         started = clock()
-        if started >= stop_ns:
+        if started >= stop_ns or requests.exhausted:
             return
         measured = started >= measure_from_ns
         if conn.closed:
@@ -234,6 +293,9 @@ async def _client(
                 continue
             live[slot] = conn
             started = clock()
+        request = next_request()
+        if request is None:
+            return
         waiter: asyncio.Future[int] = loop.create_future()
         conn.waiter = waiter
         conn.started_ns = started
@@ -271,9 +333,10 @@ async def _watchdog(live: list[_Connection], timeout_ns: int) -> None:
 
 async def run_load(spec: LoadSpec) -> LoadResult:
     """Drive the target with `spec.concurrency` clients; warm up, then measure `spec.duration`."""
+    requests = _Requests(spec)
     live = [await _connect(spec) for _ in range(spec.concurrency)]
     tally = _Tally()
-    now = time.perf_counter_ns()
+    now = began = time.perf_counter_ns()
     measure_from = now + int(spec.warmup * 1e9)
     stop = measure_from + int(spec.duration * 1e9)
     watchdog = asyncio.create_task(_watchdog(live, int(spec.timeout * 1e9)))
@@ -288,7 +351,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
     try:
         await asyncio.gather(
             *(
-                _client(spec, conn, live, slot, tally, measure_from, stop)
+                _client(spec, requests, conn, live, slot, tally, measure_from, stop)
                 for slot, conn in enumerate(live)
             )
         )
@@ -297,7 +360,10 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         for conn in live:
             if conn.transport is not None:
                 conn.transport.close()
-    await marker
+    ran_s = (time.perf_counter_ns() - began) / 1e9
+    marker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await marker
     cpu = time.process_time() - (cpu_at_start if cpu_at_start is not None else 0.0)
     elapsed_ns = max(tally.last_done_ns, stop) - measure_from
     samples = sorted(tally.latencies_ns)
@@ -316,6 +382,9 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         mean_ms=(sum(samples) / count / 1e6) if count else 0.0,
         generator_cpu_s=round(cpu, 4),
         completed_total=tally.completed_total,
+        pool_used=requests.used,
+        pool_exhausted=requests.exhausted,
+        ran_s=round(ran_s, 4),
     )
 
 

@@ -2,14 +2,20 @@
 
 A scenario is the same HTTP request for both targets (Greenlight and the bare app); only the port
 differs. `patient-read` reads the Patient the harness created while seeding.
+
+The `crd` scenarios are CDS Hooks order-sign calls (`bench/crd.py`): every request carries a
+fresh signed JWT (Greenlight refuses a replayed `jti`), so their requests come from a pool the
+harness signs before each run instead of one fixed request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+
+from bench import crd
 
 FHIR_JSON = "application/fhir+json"
 
@@ -86,6 +92,11 @@ class Scenario:
     authenticated: bool
     body: bytes = b""
     description: str = ""
+    # `fhir`: one fixed request (`request_bytes`); `crd`: pooled order-sign calls (`bench/crd.py`).
+    kind: Literal["fhir", "crd"] = "fhir"
+    # crd: a new ServiceRequest id per request (Greenlight writes a new coverage assertion each
+    # time) instead of the same order (its stored assertion is reused, CRD resp-36).
+    distinct_orders: bool = False
 
     def resolved_path(self, patient_id: str) -> str:
         return self.path.replace("{patient_id}", patient_id)
@@ -134,6 +145,28 @@ SCENARIOS: dict[str, Scenario] = {
             authenticated=True,
             body=PATIENT_BYTES,
             description="POST /fhir/Patient with a ~1 KB US Core Patient (every request inserts)",
+        ),
+        Scenario(
+            name="crd-order-sign",
+            method="POST",
+            path=crd.SERVICE_PATH,
+            expected_status=200,
+            authenticated=True,
+            kind="crd",
+            description="CDS Hooks order-sign, full prefetch, CPT 72148 for demo member "
+            "10A3D58WH456, fresh ES384/RS384 JWT per call; same order every call (the stored "
+            "coverage assertion is reused)",
+        ),
+        Scenario(
+            name="crd-order-sign-new",
+            method="POST",
+            path=crd.SERVICE_PATH,
+            expected_status=200,
+            authenticated=True,
+            kind="crd",
+            distinct_orders=True,
+            description="crd-order-sign with a new ServiceRequest id per call (a new coverage "
+            "assertion is decided and written every call)",
         ),
     )
 }

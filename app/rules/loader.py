@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from app.rules.codes import canonical_system, expand_range, normalize_code
 from app.rules.topic import ApprovalCriterion, CodeSet, Condition, SiteOfCare, Topic
 
 TOPIC_FILE = "topic.yaml"
+# libyaml's safe loader when PyYAML was built with it (about twice as fast), else the Python one
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Compiled = Callable[[Any, dict[str, Any]], list[Any]]
 FHIR_R4 = models["r4"]
 
@@ -75,19 +78,25 @@ ORDER_VARIABLES = (
 REQUEST_VARIABLES = (*ORDER_VARIABLES, "claim", "bundle", "questionnaireResponse")
 
 
+@lru_cache(maxsize=4096)
+def _compiled(expression: str, variables: tuple[str, ...]) -> Compiled:
+    """Compile once, then evaluate once on empty inputs: fhirpathpy parses leniently and reports
+    many errors (unknown functions, wrong arity, undefined variables) only when evaluating.
+    Cached by text: many topics share expressions, and fhirpathpy's parser is pure Python."""
+    function: Compiled = fhirpathpy.compile(expression, FHIR_R4)
+    function({}, dict.fromkeys(variables))
+    return function
+
+
 def _compile(
     expression: str, source: Path, field_path: str, variables: tuple[str, ...] = ORDER_VARIABLES
 ) -> Compiled:
-    """Compile once, then evaluate once on empty inputs: fhirpathpy parses leniently and reports
-    many errors (unknown functions, wrong arity, undefined variables) only when evaluating."""
     try:
-        function: Compiled = fhirpathpy.compile(expression, FHIR_R4)
-        function({}, dict.fromkeys(variables))
+        return _compiled(expression, variables)
     except Exception as exc:  # fhirpathpy raises bare Exceptions for these
         raise TopicLoadError(
             source, field_path, f"not a usable FHIRPath expression: {exc}"
         ) from None
-    return function
 
 
 def _field_path(loc: Iterable[int | str]) -> str:
@@ -164,7 +173,7 @@ class TopicSet:
 
 def load_topic_file(path: Path) -> CompiledTopic:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"

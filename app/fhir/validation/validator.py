@@ -395,7 +395,9 @@ class Validator:
                 run.add("error", "not-found", path, f"No definition of {rtype} is loaded")
                 return
             structures = [core]
-        ctx = _ResCtx(resource, parent.root if parent else resource, contained)
+        # %rootResource differs from %resource only for contained resources: a Bundle entry or a
+        # Parameters resource is its own root (so `#id` references resolve in its `contained`).
+        ctx = _ResCtx(resource, parent.root if parent and contained else resource, contained)
         run.resources.append(ctx)
         if rtype == "Bundle":
             closed = [CLOSED_BUNDLES[s.url] for s in structures if s.url in CLOSED_BUNDLES]

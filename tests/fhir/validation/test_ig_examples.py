@@ -24,11 +24,6 @@ _SPEC_13 = "PAS spec-13: the Bundle SHALL hold every resource the Claim referenc
 #: (package, example file) -> (why the IG's own example is invalid, the errors it must produce:
 #: (expression, fragment of the diagnostics)).
 SHIPPED_BROKEN: dict[tuple[str, str], tuple[str, list[tuple[str, str]]]] = {
-    (DTR_201, "example/Parameters-QuestionnairePackageInputParamsExample.json"): (
-        "The Coverage in the `coverage` parameter has payor `#OrgExample`, but contains no "
-        "resource with that id (core invariant ref-1).",
-        [("Parameters.parameter[0].resource.payor[0]", "ref-1")],
-    ),
     (PAS_201, "example/Bundle-SurgicalRequestBundleExample.json"): (
         "The Encounter the Claim references points at Practitioner/ReferralPractitionerExample "
         "and Location/ReferralLocationExample, but the Bundle holds the *Surgical* Practitioner "

@@ -10,15 +10,19 @@ import httpx
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import cds_services, metadata, resources, smart
+from app.api import cds_services, metadata, resources, smart, subscriptions, um
 from app.api.body_limit import BodySizeLimit
 from app.api.context import Services
 from app.api.errors import register_error_handlers
-from app.api.operations import dtr_router
+from app.api.operations import claim_inquire, claim_submit, dtr_router
 from app.api.operations.dtr import build_dtr_services
 from app.auth.cds_jwt import CdsJwtVerifier, OpenCdsAccess, build_cds_verifier
 from app.auth.guard import Authenticator, OpenAccess
 from app.config import Settings, get_settings
+from app.pas.adjudicate import Adjudicator
+from app.pas.outbox import OutboxWorker
+from app.pas.service import PasService
+from app.pas.subscription_store import SubscriptionService
 from app.registry import REGISTRY, Registry
 from app.rules.loader import load_topics
 from app.store.assertions import AssertionStore
@@ -60,9 +64,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     assertions = AssertionStore(database)  # CRD's answers, read again by DTR and PAS
     http = httpx.AsyncClient(follow_redirects=False)  # the EHR's FHIR servers, JWKS endpoints
 
+    outbox = OutboxWorker(database, registry, settings)  # PAS notifications (app/pas/outbox.py)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        outbox.start()
         yield
+        await outbox.stop()
         await http.aclose()
         await database.dispose()
 
@@ -89,11 +97,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         )
     )
     app.state.dtr = build_dtr_services(settings, store, topics, assertions)
+    app.state.outbox = outbox
+    app.state.pas = PasService(
+        store, settings, Adjudicator(store, assertions, topics), wake=outbox.wake
+    )
+    app.state.subscriptions = SubscriptionService(store, settings, wake=outbox.wake)
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(metadata.router)
     app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
     app.include_router(dtr_router)  # DTR operations: before resources (/fhir/{type}/$op)
+    app.include_router(claim_submit.router)  # PAS: before resources (POST /fhir/Claim/$submit)
+    app.include_router(claim_inquire.router)
+    app.include_router(subscriptions.router)  # PAS Subscription create/update/delete/$status
+    app.include_router(um.router)
     app.include_router(resources.router)
     app.include_router(cds_services.router)
     return app

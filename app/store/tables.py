@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -96,4 +97,107 @@ coverage_decisions = Table(
     Column("decision", Text, nullable=False),
     Column("inputs", Text, nullable=False),
     Index("ix_coverage_decisions_topic", "topic_id"),
+)
+
+# --- PAS and utilization management (migration 0003) -------------------------------------------
+# One row per accepted PAS $submit: the request Bundle as received, the stored Claim and
+# ClaimResponse ids, and the dedupe key (submitter, Bundle.identifier, content hash) that makes a
+# resubmission of the same request return the stored answer (PAS spec §Missing Response).
+pas_requests = Table(
+    "pas_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("submitter", String(255), nullable=False),
+    Column("bundle_key", String(512), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("pas_version", String(16), nullable=False),
+    Column("claim_id", String(64), nullable=False),
+    Column("claim_response_id", String(64), nullable=False),
+    Column("case_id", String(64), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("related_request_id", String(64), nullable=True),
+    Column("superseded_by", String(64), nullable=True),
+    Column("bundle", Text, nullable=False),
+    Column("extras", Text, nullable=False),
+    UniqueConstraint("submitter", "bundle_key", "content_hash", name="uq_pas_requests_dedupe"),
+    Index("ix_pas_requests_claim_response", "claim_response_id"),
+)
+
+# What $inquire and subscriptions match a request on: member ids, provider identifiers (NPI,
+# TIN, payer ids, ISA06 sender), claim identifiers, item trace and authorization numbers.
+pas_request_keys = Table(
+    "pas_request_keys",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Index("ix_pas_request_keys_lookup", "kind", "value"),
+)
+
+# One review case per request: its deadline (72 h expedited, 7 days standard), status and the
+# rule evaluation trace; reviewer decisions are recorded here and on a new ClaimResponse version.
+review_cases = Table(
+    "review_cases",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("claim_id", String(64), nullable=False),
+    Column("claim_response_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("due_us", BigInteger, nullable=False),
+    Column("decided_us", BigInteger, nullable=True),
+    Column("decided_by", String(255), nullable=True),
+    Column("decision", Text, nullable=True),
+    Column("trace", Text, nullable=False),
+    Index("ix_review_cases_status_due", "status", "due_us"),
+    Index("ix_review_cases_claim", "claim_id"),
+)
+
+# PAS subscriptions (R5 Backport rest-hook): the parsed channel and filters used to deliver, the
+# owning client (only the sending system sees its PAs, PAS spec-59) and the event counter.
+pas_subscriptions = Table(
+    "pas_subscriptions",
+    metadata,
+    Column("subscription_id", String(64), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("payload_type", String(64), nullable=False),
+    Column("content", String(16), nullable=False),
+    Column("org_filters", Text, nullable=False),
+    Column("heartbeat_seconds", Integer, nullable=True),
+    Column("events_count", BigInteger, nullable=False),
+    Column("last_sent_us", BigInteger, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("pas_version", String(16), nullable=False),
+)
+
+# The transactional outbox: every notification is written in the transaction that causes it and
+# delivered by the outbox worker at least once (leases, retries with backoff, order kept per
+# subscription), so a crash or restart loses nothing.
+pas_outbox = Table(
+    "pas_outbox",
+    metadata,
+    Column(
+        "outbox_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("subscription_id", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("locked_until_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger, nullable=True),
+    Column("last_error", String(1024), nullable=True),
+    Index("ix_pas_outbox_due", "status", "next_attempt_us"),
+    Index("ix_pas_outbox_subscription", "subscription_id", "status", "outbox_id"),
 )

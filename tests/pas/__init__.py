@@ -1,0 +1,1 @@
+"""Tests of PAS: $submit, adjudication, subscriptions and notifications, $inquire, updates."""

@@ -1,0 +1,1 @@
+"""Tests of utilization management: review cases, deadlines and the reviewer API."""

@@ -9,9 +9,7 @@ from datetime import date
 from typing import Any
 
 from app.fhir.outcomes import FhirError
-from app.registry import REGISTRY
 from app.store.repository import ResourceStore
-from app.store.search import parse_search
 
 COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 
@@ -79,15 +77,8 @@ def _same_person(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
 
 
 async def _candidates(store: ResourceStore, member_id: str) -> list[dict[str, Any]]:
-    query = parse_search(
-        REGISTRY.resources["Coverage"],
-        [("identifier", member_id), ("_count", "20")],
-        fhir_base="",
-        default_count=20,
-        max_count=20,
-        strict=True,
-    )
-    return [item.json() for item in (await store.search(query)).items]
+    found = await store.find_by_token("Coverage", "identifier", member_id, limit=20)
+    return [item.json() for item in found]
 
 
 async def _beneficiary(store: ResourceStore, coverage: dict[str, Any]) -> dict[str, Any] | None:

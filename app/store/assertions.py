@@ -55,8 +55,26 @@ _ASSERTION_COLUMNS = (
 )
 
 
+_ASSERTION_SQL_COLUMNS = (
+    "assertion_id, created_us, expires_us, fingerprint, hook, patient_id, member_coverage_id, "
+    "client_coverage_ref, caller"
+)
+_ASSERTION_BY_ID_SQL = (
+    f"SELECT {_ASSERTION_SQL_COLUMNS} FROM coverage_assertions WHERE assertion_id = ?"  # noqa: S608
+)
+_REUSABLE_SQL = (
+    f"SELECT {_ASSERTION_SQL_COLUMNS} FROM coverage_assertions "  # noqa: S608
+    "WHERE fingerprint = ? AND expires_us > ? ORDER BY created_us DESC LIMIT 1"
+)
+_DECISIONS_SQL = (
+    "SELECT order_ref, decision, inputs FROM coverage_decisions WHERE assertion_id = ? "
+    "ORDER BY order_ref"
+)
+
+
 class AssertionStore:
-    """Saves and finds coverage assertions."""
+    """Saves and finds coverage assertions (on SQLite, reads go through the standard library
+    reader, as resource reads do: these lookups are on the CRD hot path)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -92,6 +110,14 @@ class AssertionStore:
             )
 
     async def get(self, assertion_id: str) -> CoverageAssertion | None:
+        point = self.database.point_reader
+        if point is not None:
+            rows = point.rows(_ASSERTION_BY_ID_SQL, (assertion_id,))
+            return (
+                self._from_rows(rows[0], point.rows(_DECISIONS_SQL, (assertion_id,)))
+                if rows
+                else None
+            )
         async with self.database.reader.connect() as conn:
             row = (
                 await conn.execute(
@@ -106,6 +132,12 @@ class AssertionStore:
 
     async def find_reusable(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
         """The newest unexpired assertion made from exactly the same inputs, if any."""
+        point = self.database.point_reader
+        if point is not None:
+            rows = point.rows(_REUSABLE_SQL, (fingerprint, now_us))
+            if not rows:
+                return None
+            return self._from_rows(rows[0], point.rows(_DECISIONS_SQL, (rows[0][0],)))
         async with self.database.reader.connect() as conn:
             row = (
                 await conn.execute(
@@ -121,6 +153,25 @@ class AssertionStore:
             if row is None:
                 return None
             return await self._with_decisions(conn, row)
+
+    @staticmethod
+    def _from_rows(row: tuple[Any, ...], decisions: list[tuple[Any, ...]]) -> CoverageAssertion:
+        (aid, created, expires, fingerprint, hook, patient, member, client_ref, caller) = row
+        return CoverageAssertion(
+            assertion_id=aid,
+            created_us=created,
+            expires_us=expires,
+            fingerprint=fingerprint,
+            hook=hook,
+            patient_id=patient,
+            member_coverage_id=member,
+            client_coverage_ref=client_ref,
+            caller=caller,
+            decisions=tuple(
+                OrderDecision(ref, decision_from_json(orjson.loads(d)), orjson.loads(i))
+                for ref, d, i in decisions
+            ),
+        )
 
     async def _with_decisions(self, conn: Any, row: Any) -> CoverageAssertion:
         decisions = (

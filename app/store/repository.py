@@ -338,6 +338,35 @@ _VERSION_ROW = select(
 )
 
 
+_BY_TOKEN = (
+    select(
+        resources.c.id,
+        resources.c.version_id,
+        resources.c.last_updated_us,
+        resources.c.deleted,
+        resources.c.body,
+    )
+    .where(
+        resources.c.resource_type == bindparam("t"),
+        resources.c.deleted.is_(False),
+        resources.c.id.in_(
+            select(search_index.c.resource_id).where(
+                search_index.c.resource_type == bindparam("t"),
+                search_index.c.param == bindparam("p"),
+                search_index.c.value == bindparam("v"),
+            )
+        ),
+    )
+    .order_by(resources.c.last_updated_us, resources.c.id)
+    .limit(bindparam("n"))
+)
+_BY_INDEXED_VALUE_SQL = (
+    "SELECT id, version_id, last_updated_us, deleted, body FROM resources "
+    "WHERE resource_type = ? AND deleted = 0 AND id IN (SELECT resource_id FROM search_index "
+    "WHERE resource_type = ? AND param = ? AND value = ?) ORDER BY last_updated_us, id LIMIT ?"
+)
+
+
 class ResourceStore:
     """Reads and transactions over the database's resources."""
 
@@ -392,6 +421,25 @@ class ResourceStore:
         if stored.deleted:
             raise gone(resource_type, resource_id)
         return stored
+
+    async def find_by_token(
+        self, resource_type: str, param: str, value: str, limit: int = 20
+    ) -> list[StoredResource]:
+        """Live resources whose token parameter `param` has `value` (any system), oldest first:
+        the one indexed query behind hot lookups such as a member id (`search` does more)."""
+        point = self.database.point_reader
+        if point is not None:
+            found = point.rows(
+                _BY_INDEXED_VALUE_SQL, (resource_type, resource_type, param, value, limit)
+            )
+            return [_row_to_stored(resource_type, row[0], _PointRow(*row[1:])) for row in found]
+        async with self.database.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    _BY_TOKEN, {"t": resource_type, "p": param, "v": value, "n": limit}
+                )
+            ).all()
+        return [_row_to_stored(resource_type, row.id, row) for row in rows]
 
     async def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
         """Every version, newest first; 404 when the resource never existed."""

@@ -65,6 +65,10 @@ class SqlitePointReader:
         row: Row | None = self._conn().execute(sql, params).fetchone()
         return row
 
+    def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """All rows of a read-only query (for the few hot lookups written as plain SQL)."""
+        return list(self._conn().execute(sql, params).fetchall())
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()

@@ -4,8 +4,12 @@ For each scenario route it verifies the bearer JWT when one is sent (HS256, PyJW
 and audience as Greenlight's access tokens), parses the request body with orjson when there is
 one, and answers a fixed body. The harness hands it Greenlight's own answers captured while
 seeding (`BENCH_BARE_FIXTURES`, a directory of `metadata.json`, `patient.json`, `created.json`,
-`crd.json`), so both targets send the same bytes back; without it, built-in bodies of the same
-shape are used.
+`crd.json`, `dtr-package.json`, `dtr-next-question.json`), so both targets send the same bytes
+back; without it, built-in bodies of the same shape are used.
+
+`POST /fhir/Questionnaire/$questionnaire-package` and `POST /fhir/Questionnaire/$next-question`
+verify the bearer JWT, parse the body with orjson, check it is a Parameters resource and answer
+Greenlight's captured package / QuestionnaireResponse.
 
 `POST /cds-services/{id}` does what any CDS service must do with the CDS Hooks JWT the bench EHR
 signs (the same tokens Greenlight gets): header checks (`alg` ES384/RS384, `typ`, `kid`, `jku`),
@@ -79,6 +83,10 @@ def _default_bodies() -> dict[str, bytes]:
         "patient": orjson.dumps(patient),
         "created": orjson.dumps(patient),
         "crd": orjson.dumps({"cards": [], "systemActions": []}),
+        "dtr-package": orjson.dumps({"resourceType": "Parameters", "parameter": []}),
+        "dtr-next-question": orjson.dumps(
+            {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
+        ),
     }
 
 
@@ -220,6 +228,27 @@ async def create(request: Request, resource_type: str) -> Response:
         "Location": f"http://127.0.0.1/fhir/{resource_type}/bench-patient/_history/1",
     }
     return Response(BODIES["created"], status_code=201, headers=headers, media_type=FHIR_JSON_UTF8)
+
+
+async def _operation(request: Request, answer: str) -> Response:
+    """A FHIR operation taking a Parameters resource: token, parse, answer `answer`'s body."""
+    denied = _check_token(request)
+    if denied is not None:
+        return denied
+    parsed = orjson.loads(await request.body())
+    if not isinstance(parsed, dict) or parsed.get("resourceType") != "Parameters":
+        return Response(_BAD_REQUEST, status_code=400, media_type=FHIR_JSON_UTF8)
+    return Response(BODIES[answer], media_type=FHIR_JSON_UTF8)
+
+
+@app.post("/fhir/Questionnaire/$questionnaire-package")
+async def questionnaire_package(request: Request) -> Response:
+    return await _operation(request, "dtr-package")
+
+
+@app.post("/fhir/Questionnaire/$next-question")
+async def next_question(request: Request) -> Response:
+    return await _operation(request, "dtr-next-question")
 
 
 @app.post("/cds-services/{service_id}")

@@ -3,7 +3,8 @@
 With `--topics 10,10000` Greenlight is started once per topic count (one after the other, each
 with a generated rules directory, a fresh database and the demo payer) and every scenario runs
 against each; the bare app runs next to the first. The CRD scenarios sign a pool of fresh
-CDS Hooks JWTs before each run (`bench/crd.py`).
+CDS Hooks JWTs before each run (`bench/crd.py`); the DTR scenarios' bodies are built while seeding
+(`bench/dtr.py`).
 
 Everything runs on loopback. Both servers are subprocesses in their own sessions (process
 groups), so stopping one stops its uvicorn workers too; they are stopped on any exit, including
@@ -31,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -41,7 +42,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench import crd, topics
+from bench import crd, dtr, topics
 from bench.loadgen import LoadResult, LoadSpec
 from bench.scenarios import DEFAULT_SCENARIOS, PATIENT_BYTES, SCENARIOS, Scenario
 
@@ -274,6 +275,18 @@ class Seed:
     patient_id: str
     # Greenlight's own answers, served verbatim by the bare app.
     bodies: dict[str, bytes]
+    # Request bodies built while seeding, by scenario name (the `dtr` scenarios).
+    requests: dict[str, bytes] = field(default_factory=dict)
+    # What seeding found out, for the report (by topic, e.g. `dtr-package`).
+    facts: dict[str, str] = field(default_factory=dict)
+
+    def body(self, scenario: Scenario) -> bytes | None:
+        """The body `scenario` sends when it was built while seeding (else its own)."""
+        if scenario.kind != "dtr":
+            return None
+        if scenario.name not in self.requests:
+            raise BenchError(f"{scenario.name}: no request body was built while seeding")
+        return self.requests[scenario.name]
 
 
 def _expect(response: httpx.Response, status: int, what: str) -> None:
@@ -313,12 +326,14 @@ def smoke_test(server: Server, scenario: Scenario, seed_: Seed, token: str | Non
     headers = {"Accept": "application/fhir+json"}
     if token and scenario.authenticated:
         headers["Authorization"] = f"Bearer {token}"
-    if scenario.body:
+    body = seed_.body(scenario)
+    body = scenario.body if body is None else body
+    if body:
         headers["Content-Type"] = "application/fhir+json"
     response = httpx.request(
         scenario.method,
         server.base_url + scenario.resolved_path(seed_.patient_id),
-        content=scenario.body or None,
+        content=body or None,
         headers=headers,
         timeout=30.0,
     )
@@ -391,6 +406,35 @@ def seed_crd(greenlight: Server, signer: crd.CdsSigner) -> bytes:
 def crd_smoke_test(server: Server, signer: crd.CdsSigner, audience: str) -> None:
     response, _ = crd_call(server, signer, audience)
     _expect(response, 200, f"POST {crd.SERVICE_PATH} against {server.name}")
+
+
+# --- DTR ($questionnaire-package, $next-question) ------------------------------------------------
+
+
+def seed_dtr(greenlight: Server, token: str | None, seeded: Seed) -> None:
+    """Build the DTR scenarios' requests against Greenlight, check its answers and capture them
+    (`bench/dtr.py`), into `seeded`."""
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with httpx.Client(base_url=greenlight.base_url, headers=headers, timeout=30.0) as client:
+        try:
+            found = dtr.seed(client)
+        except dtr.DtrError as exc:
+            raise BenchError(str(exc)) from exc
+    if token:
+        anonymous = httpx.post(
+            greenlight.base_url + dtr.NEXT_QUESTION_PATH,
+            content=found.requests["dtr-next-question"],
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=30.0,
+        )
+        _expect(anonymous, 401, f"auth check: POST {dtr.NEXT_QUESTION_PATH} without a token")
+    seeded.bodies.update(found.answers)
+    seeded.requests.update(found.requests)
+    seeded.facts.update(found.facts)
+    for name, fact in found.facts.items():
+        print(f"  {name}: {fact}")
 
 
 # --- load runs -----------------------------------------------------------------------------------
@@ -640,6 +684,42 @@ def crd_verdicts(runs: list[Run]) -> list[str]:
     return out
 
 
+# Issue 5: `$next-question` follow-up calls answered within 100 ms at p99 (the IG allows 1 s).
+DTR_NEXT_QUESTION_P99_MS = 100.0
+
+
+def dtr_verdicts(runs: list[Run]) -> list[str]:
+    """Issue 5's check on `dtr-next-question` (p99 <= 100 ms), and each DTR scenario beside the
+    bare app (p50 and p99 ratios, for information)."""
+    bare = {run.scenario: run for run in runs if run.target == BARE}
+    out = []
+    for run in runs:
+        if not run.scenario.startswith("dtr-") or not run.target.startswith(GREENLIGHT):
+            continue
+        r = run.result
+        reference = bare.get(run.scenario)
+        beside = ""
+        if reference is not None and reference.result.p50_ms and reference.result.p99_ms:
+            b = reference.result
+            beside = (
+                f" Bare app p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms: Greenlight p50 "
+                f"{r.p50_ms / b.p50_ms:.2f}x, p99 {r.p99_ms / b.p99_ms:.2f}x."
+            )
+        if run.scenario == "dtr-next-question":
+            ok = r.requests > 0 and r.errors == 0 and r.p99_ms <= DTR_NEXT_QUESTION_P99_MS
+            out.append(
+                f"**{run.scenario} / {run.target} target (follow-up p99 <= "
+                f"{DTR_NEXT_QUESTION_P99_MS:g} ms, no errors): {_met(ok)}** - p50 "
+                f"{r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {r.errors} errors.{beside}"
+            )
+        else:
+            out.append(
+                f"**{run.scenario} / {run.target}** (for information) - p50 {r.p50_ms:.2f} ms, "
+                f"p99 {r.p99_ms:.2f} ms, {r.errors} errors.{beside}"
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class TopicStartup:
     """Start-up facts of one Greenlight instance started with a generated rules directory."""
@@ -706,7 +786,7 @@ def render_markdown(
     out = ["# Greenlight benchmark", ""]
     out += [f"- **{key}**: {value}" for key, value in facts.items()]
     out += ["", render_table(runs), ""]
-    checks = [verdict(runs), *crd_verdicts(runs)]
+    checks = [verdict(runs), *crd_verdicts(runs), *dtr_verdicts(runs)]
     for check in checks:
         if check:
             out += [check, ""]
@@ -962,6 +1042,7 @@ def _start_greenlight(
     secret: str,
     topic_count: int | None,
     startups: list[TopicStartup],
+    with_dtr: bool = False,
 ) -> Instance:
     """Start (and seed) one Greenlight: its own database, data directory and rules directory."""
     port = free_port()
@@ -1012,7 +1093,7 @@ def _start_greenlight(
             0.0,
             0.0,
         )
-    if signer is not None:
+    if signer is not None or with_dtr:
         print("loading the demo payer (greenlight demo-data)", flush=True)
         _subprocess([*_greenlight_base(), "demo-data"], env, 600, "greenlight demo-data")
     print(f"starting {label} on {base} ({args.workers} worker(s), auth {'on' if auth else 'off'})")
@@ -1034,6 +1115,8 @@ def _start_greenlight(
     seeded = seed(server, token)
     if signer is not None:
         seeded.bodies["crd"] = seed_crd(server, signer)
+    if with_dtr:
+        seed_dtr(server, token, seeded)
     return Instance(server, token, seeded)
 
 
@@ -1050,6 +1133,7 @@ def _drive(
     client = BenchClient.generate() if auth else None
     needs_crd = any(scenario.kind == "crd" for scenario in scenarios)
     signer = crd.CdsSigner.generate(args.cds_alg) if needs_crd else None
+    needs_dtr = any(scenario.kind == "dtr" for scenario in scenarios)
     pools = work / "pools"
     pools.mkdir()
     load = CrdLoad(signer, pools, {}) if signer is not None else None
@@ -1072,9 +1156,11 @@ def _drive(
             secret=secret,
             topic_count=count,
             startups=startups,
+            with_dtr=needs_dtr,
         )
         if first is None:
             first = instance
+            args.seed_facts = instance.seed.facts
             bare, ceiling = _start_bare(args, auth, work, base_env, instance, signer, secret)
         assert bare is not None
         targets = [instance.server, bare] if instance is first else [instance.server]
@@ -1084,7 +1170,7 @@ def _drive(
         )
         for scenario in scenarios:
             token = instance.token
-            if client is not None and scenario.authenticated and scenario.kind == "fhir":
+            if client is not None and scenario.authenticated and scenario.kind != "crd":
                 token = client.fetch_token(instance.server.base_url)  # fresh for each scenario
             for server in targets:
                 if scenario.kind == "crd":
@@ -1113,7 +1199,11 @@ def _fixed_spec(
         host=HOST,
         port=server.port,
         request=scenario.request_bytes(
-            host=HOST, port=server.port, patient_id=seeded.patient_id, token=token
+            host=HOST,
+            port=server.port,
+            patient_id=seeded.patient_id,
+            token=token,
+            body=seeded.body(scenario),
         ),
         expected_status=scenario.expected_status,
         concurrency=args.concurrency,
@@ -1172,8 +1262,8 @@ def report(
 ) -> None:
     scenario_kinds = {scenario.kind for scenario in args.scenario_list}
     auth_fact = (
-        "on: SMART Backend Services bearer token (HS256) on patient-read and "
-        "patient-create, verified by both targets"
+        "on: SMART Backend Services bearer token (HS256) on every /fhir scenario but "
+        "metadata, verified by both targets"
         if auth
         else "off (Greenlight in demo mode with --no-auth; no tokens sent or verified)"
     )
@@ -1209,6 +1299,13 @@ def report(
             "Practitioner), one ServiceRequest for CPT 72148 (lumbar-mri: PA + clinical "
             "documentation), no fhirServer; demo payer loaded"
         )
+    if "dtr" in scenario_kinds:
+        facts["dtr"] = (
+            "demo payer loaded; request bodies built at run time from the Inferno DTR kit "
+            "fixtures and Greenlight's own step-1 answer, answers checked while seeding"
+        )
+        for name, fact in getattr(args, "seed_facts", {}).items():
+            facts[name] = fact
     if startups:
         facts["topics"] = (
             "per Greenlight instance, a generated rules directory: the shipped topics + "

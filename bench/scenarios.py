@@ -6,6 +6,10 @@ differs. `patient-read` reads the Patient the harness created while seeding.
 The `crd` scenarios are CDS Hooks order-sign calls (`bench/crd.py`): every request carries a
 fresh signed JWT (Greenlight refuses a replayed `jti`), so their requests come from a pool the
 harness signs before each run instead of one fixed request.
+
+The `dtr` scenarios are FHIR operations (`bench/dtr.py`) whose bodies the harness builds while
+seeding: `dtr-next-question` loads a follow-up step, so its body holds Greenlight's own answer to
+the first step.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from bench import crd
+from bench import crd, dtr
 
 FHIR_JSON = "application/fhir+json"
 
@@ -92,8 +96,9 @@ class Scenario:
     authenticated: bool
     body: bytes = b""
     description: str = ""
-    # `fhir`: one fixed request (`request_bytes`); `crd`: pooled order-sign calls (`bench/crd.py`).
-    kind: Literal["fhir", "crd"] = "fhir"
+    # `fhir`: one fixed request (`request_bytes`); `crd`: pooled order-sign calls (`bench/crd.py`);
+    # `dtr`: one fixed request whose body is built while seeding (`bench/dtr.py`).
+    kind: Literal["fhir", "crd", "dtr"] = "fhir"
     # crd: a new ServiceRequest id per request (Greenlight writes a new coverage assertion each
     # time) instead of the same order (its stored assertion is reused, CRD resp-36).
     distinct_orders: bool = False
@@ -101,8 +106,18 @@ class Scenario:
     def resolved_path(self, patient_id: str) -> str:
         return self.path.replace("{patient_id}", patient_id)
 
-    def request_bytes(self, *, host: str, port: int, patient_id: str, token: str | None) -> bytes:
-        """The complete HTTP/1.1 keep-alive request, built once and written as is."""
+    def request_bytes(
+        self,
+        *,
+        host: str,
+        port: int,
+        patient_id: str,
+        token: str | None,
+        body: bytes | None = None,
+    ) -> bytes:
+        """The complete HTTP/1.1 keep-alive request, built once and written as is (`body`
+        replaces the scenario's own, for the bodies built while seeding)."""
+        body = self.body if body is None else body
         lines = [
             f"{self.method} {self.resolved_path(patient_id)} HTTP/1.1",
             f"Host: {host}:{port}",
@@ -111,11 +126,11 @@ class Scenario:
         ]
         if token is not None and self.authenticated:
             lines.append(f"Authorization: Bearer {token}")
-        if self.body or self.method in ("POST", "PUT"):
+        if body or self.method in ("POST", "PUT"):
             lines.append(f"Content-Type: {FHIR_JSON}")
-            lines.append(f"Content-Length: {len(self.body)}")
+            lines.append(f"Content-Length: {len(body)}")
         head = "\r\n".join(lines) + "\r\n\r\n"
-        return head.encode("ascii") + self.body
+        return head.encode("ascii") + body
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -167,6 +182,26 @@ SCENARIOS: dict[str, Scenario] = {
             distinct_orders=True,
             description="crd-order-sign with a new ServiceRequest id per call (a new coverage "
             "assertion is decided and written every call)",
+        ),
+        Scenario(
+            name="dtr-package",
+            method="POST",
+            path=dtr.PACKAGE_PATH,
+            expected_status=200,
+            authenticated=True,
+            kind="dtr",
+            description="DTR $questionnaire-package: the Inferno DTR kit's payer-server request "
+            "(E0424 for pat015) -> the home oxygen package",
+        ),
+        Scenario(
+            name="dtr-next-question",
+            method="POST",
+            path=dtr.NEXT_QUESTION_PATH,
+            expected_status=200,
+            authenticated=True,
+            kind="dtr",
+            description="DTR $next-question, lumbar-mri adaptive form: a follow-up step (the "
+            "step-1 questions answered; Greenlight adds the next ones)",
         ),
     )
 }

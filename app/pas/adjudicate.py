@@ -45,6 +45,7 @@ from app.pas.codes import (
     SUBSCRIBER_NOT_FOUND,
     ReviewAction,
 )
+from app.rules.codes import canonical_system, normalize_code
 from app.rules.engine import Decision, OrderContext, decide, matching_topics
 from app.rules.loader import TopicSet
 from app.rules.orders import order_codings
@@ -265,6 +266,16 @@ def _questionnaire_response(request: RequestBundle, wanted: tuple[str, ...]) -> 
         if str(response.get("questionnaire") or "").split("|", 1)[0] in canonical:
             return response
     return candidates[0] if candidates else {}
+
+
+def _code_keys(codings: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """What an order asks for, comparable across requests (canonical system, code)."""
+    keys = set()
+    for coding in codings:
+        if isinstance(coding, dict) and coding.get("code"):
+            system = canonical_system(coding.get("system"))
+            keys.add((system, normalize_code(system, str(coding["code"]))))
+    return keys
 
 
 def _assertion_ids(order: dict[str, Any]) -> list[str]:
@@ -494,6 +505,7 @@ class Adjudicator:
             return None
         order = context.order.resource
         reference = f"{order.get('resourceType')}/{order.get('id')}"
+        codes_now = _code_keys(order_codings(order))
         now = int(datetime.now(UTC).timestamp() * 1_000_000)
         for assertion_id in _assertion_ids(order):
             assertion = await self.assertions.get(assertion_id)
@@ -501,9 +513,13 @@ class Adjudicator:
                 continue
             if assertion.member_coverage_id != (membership.member_coverage or {}).get("id"):
                 continue
-            decision = assertion.decision_for(reference)
-            if decision is not None and decision.pa_needed == "no-auth":
-                return assertion_id
+            answered = next((d for d in assertion.decisions if d.order_ref == reference), None)
+            if answered is None or answered.decision.pa_needed != "no-auth":
+                continue
+            # the answer holds for the order as it was asked about: a changed code is a new order
+            if _code_keys(answered.inputs.get("codes") or []) != codes_now:
+                continue
+            return assertion_id
         return None
 
 

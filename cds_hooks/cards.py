@@ -13,9 +13,14 @@ from typing import Any
 import orjson
 
 from app.rules.engine import Decision, SiteProposal
+from app.rules.topic import Companion
 
 CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
-_TOPIC_DISPLAY = {"coverage-info": "Coverage Information", "network": "Network"}
+_TOPIC_DISPLAY = {
+    "coverage-info": "Coverage Information",
+    "network": "Network",
+    "clinical-reminder": "Clinical Reminder",
+}
 MAX_SUMMARY = 139
 
 _PA_TEXT = {
@@ -187,6 +192,55 @@ def dtr_launch_card(
                 "url": app_url,
                 "type": "smart",
                 "appContext": orjson.dumps(context).decode(),
+            }
+        ],
+    }
+
+
+def companion_order_card(
+    order: dict[str, Any],
+    companion: Companion,
+    *,
+    requester: dict[str, Any] | None,
+    authored_on: str,
+    payer_name: str,
+) -> dict[str, Any]:
+    """An Additional Orders card: a draft ServiceRequest for the companion to create (CRD
+    companions/prerequisites), for the same patient and requester as the triggering order."""
+    proposed: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": f"{companion.name}-{uuid.uuid4().hex[:8]}",
+        "status": "draft",
+        "intent": "original-order",
+        "code": {
+            "coding": [
+                {"system": companion.system, "code": companion.code, "display": companion.display}
+            ],
+            "text": companion.display,
+        },
+        "subject": order.get("subject"),
+        "authoredOn": authored_on,
+        "requester": requester,
+        "reasonReference": [{"reference": f"{order['resourceType']}/{order['id']}"}],
+    }
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(companion.summary),
+        "detail": companion.detail,
+        "indicator": "info",
+        "source": _source(payer_name, "clinical-reminder"),
+        "selectionBehavior": "any",
+        "suggestions": [
+            {
+                "label": _fit(f"Order: {companion.display}"),
+                "uuid": str(uuid.uuid4()),
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"Add the order: {companion.display}",
+                        "resource": {k: v for k, v in proposed.items() if v is not None},
+                    }
+                ],
             }
         ],
     }

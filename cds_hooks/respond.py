@@ -100,6 +100,16 @@ def _administrative(covered_reason: Reason) -> Decision:
     )
 
 
+def _requester(order: dict[str, Any], user: Any) -> dict[str, Any] | None:
+    """Who orders a companion: the triggering order's requester, else the signing user."""
+    requester = order.get("requester")
+    if isinstance(requester, dict) and (requester.get("reference") or requester.get("identifier")):
+        return requester
+    if isinstance(user, str) and user.startswith(("Practitioner/", "PractitionerRole/")):
+        return {"reference": user}
+    return None
+
+
 def _npi(resource: dict[str, Any]) -> str | None:
     for identifier in resource.get("identifier") or []:
         if identifier.get("system") == "http://hl7.org/fhir/sid/us-npi" and identifier.get("value"):
@@ -172,7 +182,7 @@ class CrdResponder:
                     today,
                     options,
                     sites,
-                    request.wants_crd_22,
+                    request,
                 )
         async with self.deps.store.transaction() as tx:
             await tx.create(hook_audit_event(service, request, caller, orders, answers))
@@ -258,9 +268,12 @@ class CrdResponder:
         today: date,
         options: dict[str, Any],
         sites: dict[str, cards.Site],
-        crd_22: bool,
+        request: HookRequest,
     ) -> None:
         payer = self.deps.payer_name
+        crd_22 = request.wants_crd_22
+        request_user = request.context.get("userId")
+        authored_on = datetime.now(UTC).isoformat(timespec="seconds")
         if not membership.found:
             response["cards"].append(cards.no_member_card(payer, "no member matches this coverage"))
         elif not membership.active_on(today):
@@ -304,6 +317,17 @@ class CrdResponder:
             if policy is not None and decision.policy_url not in policies:
                 policies.add(str(decision.policy_url))
                 response["cards"].append(policy)
+            if options["clinical-reminder"] and order["resourceType"] in REQUEST_ORDER_TYPES:
+                for companion in decision.companions:
+                    response["cards"].append(
+                        cards.companion_order_card(
+                            order,
+                            companion,
+                            requester=_requester(order, request_user),
+                            authored_on=authored_on,
+                            payer_name=payer,
+                        )
+                    )
             if options["network"] and order["resourceType"] in REQUEST_ORDER_TYPES:
                 for proposal in decision.site_proposals:
                     site = sites.get(proposal.location)

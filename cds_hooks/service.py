@@ -32,6 +32,14 @@ CONFIGURATION_OPTIONS: tuple[dict[str, Any], ...] = (
         "default": True,
     },
     {
+        "code": "clinical-reminder",
+        "type": "boolean",
+        "name": "Companion orders",
+        "description": "Orders that should accompany the one being placed (e.g. a screening "
+        "test required before a drug is started)",
+        "default": True,
+    },
+    {
         "code": "max-cards",
         "type": "integer",
         "name": "Maximum cards",

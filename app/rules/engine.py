@@ -17,7 +17,7 @@ from typing import Any
 from app.rules.codes import NPI, canonical_system, normalize_code
 from app.rules.loader import Compiled, CompiledTopic, TopicSet
 from app.rules.orders import order_codings, reason_codings
-from app.rules.topic import CRD_TEMP, Outcome, Reason
+from app.rules.topic import CRD_TEMP, Companion, Outcome, Reason
 
 log = logging.getLogger("greenlight.rules")
 
@@ -103,6 +103,7 @@ class Decision:
     applied: tuple[str, ...] = field(default=())  # the trace: which rule parts shaped this answer
     expiry_date: date | None = None
     auto_approval_criteria: tuple[str, ...] = ()
+    companions: tuple[Companion, ...] = ()
 
 
 _DOC_KIND = {
@@ -226,6 +227,7 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
         applied=tuple(applied),
         expiry_date=today + timedelta(days=rule.valid_days),
         auto_approval_criteria=tuple(c.id for c, _ in topic.approval),
+        companions=() if not_covered else rule.companions,
     )
 
 

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from app.rules.engine import Decision, SiteProposal
-from app.rules.topic import Reason
+from app.rules.topic import Companion, Reason
 
 
 def decision_to_json(decision: Decision) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         "applied": list(decision.applied),
         "expiry_date": decision.expiry_date.isoformat() if decision.expiry_date else None,
         "auto_approval_criteria": list(decision.auto_approval_criteria),
+        "companions": [c.model_dump() for c in decision.companions],
     }
 
 
@@ -54,4 +55,5 @@ def decision_from_json(data: dict[str, Any]) -> Decision:
         applied=tuple(data.get("applied") or ()),
         expiry_date=date.fromisoformat(expiry) if expiry else None,
         auto_approval_criteria=tuple(data.get("auto_approval_criteria") or ()),
+        companions=tuple(Companion.model_validate(c) for c in data.get("companions") or ()),
     )

@@ -139,6 +139,18 @@ class SiteOfCare(Strict):
     detail: str
 
 
+class Companion(Strict):
+    """An order that should accompany this one (a prerequisite such as a screening test),
+    proposed to the clinician as a CRD Additional Orders card."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    summary: str = Field(max_length=139)
+    detail: str
+    system: str
+    code: str
+    display: str
+
+
 class ApprovalCriterion(Strict):
     """One way a PAS request can be approved without a clinician: a FHIRPath over the request."""
 
@@ -173,6 +185,7 @@ class Topic(Strict):
     documentation: Documentation = Documentation()
     policy: PolicyLink | None = None
     site_of_care: tuple[SiteOfCare, ...] = Field(default=(), alias="site-of-care")
+    companions: tuple[Companion, ...] = ()
     auto_approval: AutoApproval | None = Field(default=None, alias="auto-approval")
     valid_days: int = Field(default=90, ge=1, le=730, alias="valid-days")
 

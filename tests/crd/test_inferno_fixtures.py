@@ -13,7 +13,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from tests.crd.conftest import ONLY_THE_EHR_IS_MOCKED, CrdServer
-from tests.crd.hook_requests import inferno_bodies, order_sign
+from tests.crd.hook_requests import RXNORM, inferno_bodies, order_sign
 from tests.support import crd_checks
 from tests.support.conformance import validate
 
@@ -67,7 +67,9 @@ def test_discovery_passes_the_kit_and_crd_checks(crd: CrdServer) -> None:
     assert crd_checks.check_discovery_endpoint(response.status_code, response.content) == []
     assert crd_checks.check_discovery(response.json()) == []
     assert (
-        crd_checks.check_discovery_crd(response.json(), card_types=("coverage-info", "network"))
+        crd_checks.check_discovery_crd(
+            response.json(), card_types=("coverage-info", "network", "clinical-reminder")
+        )
         == []
     )
 
@@ -149,3 +151,26 @@ def test_crd_22_callers_get_the_22_rules(crd: CrdServer, member: str) -> None:
     info = actions[0]["resource"]["extension"][-1]["extension"]
     assert {p["url"]: p.get("valueCode") for p in info}["covered"] == "not-covered"
     assert "pa-needed" not in [p["url"] for p in info]
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_specialty_drug_proposes_latent_tb_screening_as_a_companion_order(
+    crd: CrdServer, configured: bool
+) -> None:
+    """CRD Additional Orders: adalimumab needs latent TB screening first (CPT 86480); the
+    proposed ServiceRequest conforms to the CRD 2.0.1 profile; the option turns it off."""
+    body = order_sign("GLH50873304", "327361", RXNORM, order_type="MedicationRequest")
+    body["extension"] = {"davinci-crd.configuration": {"clinical-reminder": configured}}
+    response = crd.call("order-sign-crd", body).json()
+    companions = crd_checks.classify_cards(response, "order-sign")["additional_orders"]
+    if not configured:
+        assert companions == []
+        return
+    assert len(companions) == 1
+    assert crd_checks.check_additional_orders(companions, crd_profile_errors) == []
+    assert crd_checks.check_hook_response_crd(response) == []
+    created = companions[0]["suggestions"][0]["actions"][0]["resource"]
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    assert created["code"]["coding"][0]["code"] == "86480"
+    assert created["subject"] == order["subject"]
+    assert created["reasonReference"] == [{"reference": f"MedicationRequest/{order['id']}"}]

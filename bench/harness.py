@@ -76,21 +76,26 @@ def free_port() -> int:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in the process group `pgid` (Linux)."""
-    total = 0
+def _group_processes(pgid: int) -> Iterator[tuple[str, list[bytes]]]:
+    """(pid, stat fields after the command name) of every live process in group `pgid` (Linux).
+
+    fields[0] is `state` (field 3 of stat(5)): pgrp is field 5, utime 14, stime 15."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
                 stat = handle.read()
-        except OSError:
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if int(fields[2]) == pgid:
+                yield entry.name, fields
+        except (OSError, ValueError, IndexError):
             continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        # fields[0] is `state` (field 3 of stat(5)): pgrp is field 5, utime 14, stime 15.
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in the process group `pgid` (Linux)."""
+    total = sum(int(f[11]) + int(f[12]) for _, f in _group_processes(pgid))
     return total / _CLOCK_TICKS
 
 
@@ -985,15 +990,9 @@ def _load_fact(before: str, after: str) -> str:
 def group_rss_mb(pgid: int) -> float:
     """Resident memory of every live process in the process group `pgid`, in MB (Linux)."""
     total_kb = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in _group_processes(pgid):
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-            if int(stat[stat.rfind(b")") + 2 :].split()[2]) != pgid:
-                continue
-            with open(f"/proc/{entry.name}/status", encoding="ascii") as handle:
+            with open(f"/proc/{pid}/status", encoding="ascii") as handle:
                 for line in handle:
                     if line.startswith("VmRSS:"):
                         total_kb += int(line.split()[1])

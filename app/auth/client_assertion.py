@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import ClientConfig
+from app.store.db import WriteEngine
 from app.store.tables import used_assertion_ids
 
 log = logging.getLogger("greenlight.auth")
@@ -182,7 +182,7 @@ class RemoteJwks:
 class ReplayGuard:
     """Remembers each (client, jti) until its assertion expires; a second use is a replay."""
 
-    def __init__(self, engine: AsyncEngine, *, purge_every_seconds: float = 60.0) -> None:
+    def __init__(self, engine: WriteEngine, *, purge_every_seconds: float = 60.0) -> None:
         self.engine = engine
         self.purge_every_seconds = purge_every_seconds
         self._purged_at = float("-inf")

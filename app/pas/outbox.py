@@ -28,14 +28,13 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import and_, exists, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from app.config import Settings
 from app.pas.codes import fhir_base
 from app.pas.subscriptions import Channel, notification_bundle
 from app.registry import Registry
-from app.store.db import Database
+from app.store.db import Database, SqlConnection
 from app.store.repository import ResourceWriter, now_us
 from app.store.tables import pas_outbox, pas_subscriptions
 
@@ -47,7 +46,7 @@ LIVE_STATUSES = ("requested", "active")
 
 
 async def enqueue(
-    conn: AsyncConnection, kind: str, subscription_id: str, payload: dict[str, Any]
+    conn: SqlConnection, kind: str, subscription_id: str, payload: dict[str, Any]
 ) -> None:
     """Queue one notification inside the caller's transaction."""
     stamp = now_us()
@@ -86,7 +85,7 @@ def channel_of(row: Any) -> Channel:
 
 
 async def set_subscription_status(
-    conn: AsyncConnection, registry: Registry, subscription_id: str, status: str
+    conn: SqlConnection, registry: Registry, subscription_id: str, status: str
 ) -> None:
     """Change a Subscription's status in the table and as a new resource version."""
     await conn.execute(

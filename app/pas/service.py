@@ -33,7 +33,6 @@ from typing import Any
 import orjson
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
 from app.fhir.outcomes import FhirError, Issue
@@ -49,6 +48,7 @@ from app.pas.response import (
     response_bundle,
 )
 from app.pas.subscriptions import matches, notification_bundle
+from app.store.db import SqlConnection
 from app.store.repository import ResourceStore, ResourceWriter, now_us
 from app.store.tables import pas_request_keys, pas_requests, pas_subscriptions
 from app.um.cases import ReviewCase, insert_case, locked_case, record_decision
@@ -129,7 +129,7 @@ class PasService:
         self._write_lock = asyncio.Lock() if store.database.is_sqlite else None
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[SqlConnection]:
         """One write transaction (committed at the end of the block, rolled back on error)."""
         if self._write_lock is None:
             async with self.database.writer.begin() as conn:
@@ -340,9 +340,7 @@ class PasService:
         )
         return Submitted(bundle, request_id, True)
 
-    async def _supersede(
-        self, conn: AsyncConnection, prior: StoredRequest, request_id: str
-    ) -> None:
+    async def _supersede(self, conn: SqlConnection, prior: StoredRequest, request_id: str) -> None:
         """Close the request an update replaces, or refuse the update (4xx saying why)."""
         current = (
             await conn.execute(
@@ -402,7 +400,7 @@ class PasService:
     # ------------------------------------------------------------------ notifications
 
     async def notify_change(
-        self, conn: AsyncConnection, stored: StoredRequest, claim_response: dict[str, Any]
+        self, conn: SqlConnection, stored: StoredRequest, claim_response: dict[str, Any]
     ) -> int:
         """Queue an event notification for each subscription that hears about `stored`."""
         keys = {

@@ -2,20 +2,42 @@
 
 SQLite gets WAL, a busy timeout and two engines: reads use deferred transactions so they run side
 by side, writes use `BEGIN IMMEDIATE` so a read-then-write transaction can never fail half-way on
-a lock upgrade. PostgreSQL uses one pool for both.
+a lock upgrade. A file-based database writes through one connection per process on the event loop
+(`app.store.sqlite_writer`); an in-memory one through the async driver. PostgreSQL uses one pool
+for both.
+
+Code that writes takes a `SqlConnection` (what both `writer.begin()` kinds yield) and only awaits
+`execute`.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 from app.store.sqlite_reads import SqlitePointReader
+from app.store.sqlite_writer import SqliteWriteEngine
+
+
+class SqlConnection(Protocol):
+    """What repositories use of a connection: SQLAlchemy `AsyncConnection` or `LoopConnection`."""
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]: ...
+
+
+class WriteEngine(Protocol):
+    """`begin()` a write transaction: `AsyncEngine` or `SqliteWriteEngine`."""
+
+    def begin(self) -> AbstractAsyncContextManager[SqlConnection]: ...
+
+    async def dispose(self) -> None: ...
 
 
 def is_sqlite(url: str) -> bool:
@@ -51,7 +73,7 @@ class Database:
 
     url: str
     reader: AsyncEngine
-    writer: AsyncEngine
+    writer: WriteEngine
     point_reader: SqlitePointReader | None = None
 
     @property
@@ -75,10 +97,13 @@ def create_database(url: str, *, pool_size: int = 10) -> Database:
         reader = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None
         )
-        writer = create_async_engine(url, pool_size=2, max_overflow=2, pool_reset_on_return=None)
         _configure_sqlite(reader, immediate=False)
+        point_reader = SqlitePointReader.for_url(url)
+        if point_reader is not None:  # a file: its own connections see the same database
+            return Database(url, reader, SqliteWriteEngine(url), point_reader)
+        writer = create_async_engine(url, pool_size=2, max_overflow=2, pool_reset_on_return=None)
         _configure_sqlite(writer, immediate=True)
-        return Database(url, reader, writer, SqlitePointReader.for_url(url))
+        return Database(url, reader, writer)
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )

@@ -17,12 +17,11 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.fhir.outcomes import FhirError, gone, not_found
 from app.registry import Registry
-from app.store.db import Database
+from app.store.db import Database, SqlConnection
 from app.store.indexing import index_entries
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
 from app.store.tables import resource_versions, resources, search_index
@@ -127,7 +126,7 @@ def _check_if_match(current: StoredResource | None, if_match: int | None) -> Non
 class ResourceWriter:
     """Writes inside one open transaction (see `ResourceStore.transaction`)."""
 
-    def __init__(self, conn: AsyncConnection, registry: Registry) -> None:
+    def __init__(self, conn: SqlConnection, registry: Registry) -> None:
         self._conn = conn
         self._registry = registry
 

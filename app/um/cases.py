@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store.db import Database
+from app.store.db import Database, SqlConnection
 from app.store.repository import format_instant
 from app.store.tables import review_cases
 
@@ -101,7 +100,7 @@ def _case(row: Any) -> ReviewCase:
     )
 
 
-async def insert_case(conn: AsyncConnection, case: ReviewCase) -> None:
+async def insert_case(conn: SqlConnection, case: ReviewCase) -> None:
     """Store a new case inside the caller's transaction."""
     await conn.execute(
         insert(review_cases).values(
@@ -121,7 +120,7 @@ async def insert_case(conn: AsyncConnection, case: ReviewCase) -> None:
     )
 
 
-async def locked_case(conn: AsyncConnection, case_id: str) -> ReviewCase | None:
+async def locked_case(conn: SqlConnection, case_id: str) -> ReviewCase | None:
     """The case, locked for the caller's transaction (PostgreSQL row lock)."""
     row = (
         await conn.execute(
@@ -132,7 +131,7 @@ async def locked_case(conn: AsyncConnection, case_id: str) -> ReviewCase | None:
 
 
 async def record_decision(
-    conn: AsyncConnection,
+    conn: SqlConnection,
     case_id: str,
     status: str,
     decided_us: int,

@@ -1,6 +1,8 @@
-"""CRD cards: coverage instructions, payer policy links (External Reference) and site-of-care
-proposals (Propose Alternate Request). Every card and suggestion has a `uuid`; `summary` stays
-under 140 characters; `source.label` is the payer's name; `source.topic` is a CRD card type.
+"""CRD cards: coverage instructions, payer policy links (External Reference), site-of-care
+proposals (Propose Alternate Request), companion orders (Additional Orders) and coverage record
+corrections (Create or update coverage information). Every card and suggestion has a `uuid`;
+`summary` stays under 140 characters; `source.label` is the payer's name; `source.topic` is a
+CRD card type.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import orjson
 
 from app.rules.engine import Decision, SiteProposal
 from app.rules.topic import Companion
+from cds_hooks.coverage_record import CoverageRecord
 
 CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 _TOPIC_DISPLAY = {
     "coverage-info": "Coverage Information",
     "network": "Network",
     "clinical-reminder": "Clinical Reminder",
+    "insurance": "Insurance",
 }
 MAX_SUMMARY = 139
 
@@ -253,4 +257,53 @@ def no_member_card(payer_name: str, why: str) -> dict[str, Any]:
         "detail": f"{why}. Check the member id on the coverage, or the patient's other coverage.",
         "indicator": "warning",
         "source": _source(payer_name, "coverage-info"),
+    }
+
+
+def coverage_record_action(record: CoverageRecord, payer_name: str) -> dict[str, Any]:
+    """The `create` or `update` of the Coverage (a card's one action, or a system action)."""
+    verb = "Add" if record.action == "create" else "Update"
+    return {
+        "type": record.action,
+        "description": f"{verb} the {payer_name} coverage record",
+        "resource": record.resource,
+    }
+
+
+def coverage_record_card(record: CoverageRecord, payer_name: str) -> dict[str, Any]:
+    """A Create or update coverage information card (CRD 2.0.1; card type `insurance`): one
+    suggestion holding one `create` or `update` of a Coverage, the differences in `detail`."""
+    labels = ", ".join(dict.fromkeys(d.label for d in record.differences))
+    if record.action == "create":
+        plan = f" ({record.plan_name})" if record.plan_name else ""
+        summary = f"Patient has {payer_name} coverage{plan} not on record: add it"
+        label = f"Add the {payer_name} coverage to the patient's record"
+        lead = (
+            f"{payer_name} found this patient among its members by name and birth date, "
+            "but the patient's record has no coverage. Adding it lets coverage requirements "
+            "be answered for the patient's orders:"
+        )
+    else:
+        summary = f"{payer_name} coverage record needs updating: {labels}"
+        label = "Update the coverage record with the payer's details"
+        lead = f"The patient's coverage record differs from {payer_name}'s enrollment data:"
+    lines = [
+        f"- {d.label.capitalize()}: {d.ehr or 'not recorded'} → {d.payer or 'none'}"
+        for d in record.differences
+    ]
+    cancelled = any(d.label == "status" and d.payer != "active" for d in record.differences)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(summary),
+        "detail": "\n\n".join([lead, "\n".join(lines), "Review the change before accepting it."]),
+        "indicator": "warning" if cancelled else "info",
+        "source": _source(payer_name, "insurance"),
+        "selectionBehavior": "at-most-one",
+        "suggestions": [
+            {
+                "label": _fit(label),
+                "uuid": str(uuid.uuid4()),
+                "actions": [coverage_record_action(record, payer_name)],
+            }
+        ],
     }

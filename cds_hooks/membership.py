@@ -1,5 +1,7 @@
 """Who the member is to the payer: the EHR's Coverage matched to the payer's own Coverage by
-member or subscriber id, which gives the plan and whether coverage is active today.
+member or subscriber id, which gives the plan and whether coverage is active today. When the EHR
+has no Coverage at all, the EHR's patient may still be found by demographics (name and birth
+date), so that the payer can offer the coverage the EHR lacks (`coverage_record`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from app.fhir.outcomes import FhirError
+from app.store.indexing import normalize_string
 from app.store.repository import ResourceStore
 
 COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
@@ -35,17 +38,21 @@ class Membership:
         return None
 
     def active_on(self, day: date) -> bool:
-        coverage = self.member_coverage or {}
-        if coverage.get("status") != "active":
-            return False
-        period = coverage.get("period") or {}
-        start, end = period.get("start"), period.get("end")
-        today = day.isoformat()
-        return not (start and today < str(start)[:10]) and not (end and today > str(end)[:10])
+        return coverage_active_on(self.member_coverage or {}, day)
 
     @property
     def client_reference(self) -> str:
         return f"Coverage/{self.client_coverage.get('id')}"
+
+
+def coverage_active_on(coverage: dict[str, Any], day: date) -> bool:
+    """Status `active` and `day` within the Coverage's period (either end may be open)."""
+    if coverage.get("status") != "active":
+        return False
+    period = coverage.get("period") or {}
+    start, end = period.get("start"), period.get("end")
+    today = day.isoformat()
+    return not (start and today < str(start)[:10]) and not (end and today > str(end)[:10])
 
 
 def _member_ids(coverage: dict[str, Any]) -> list[str]:
@@ -109,3 +116,49 @@ async def find_membership(
             if len(matching) == 1:
                 return Membership(client_coverage, matching[0])
     return Membership(client_coverage, None)
+
+
+def _given_names(patient: dict[str, Any]) -> set[str]:
+    return {
+        str(given).casefold()
+        for name in patient.get("name") or []
+        if isinstance(name, dict)
+        for given in name.get("given") or []
+        if given
+    }
+
+
+def _same_demographics(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Birth date equal, a family and a given name in common, gender equal when both have one."""
+    if not ours.get("birthDate") or ours.get("birthDate") != theirs.get("birthDate"):
+        return False
+    if not (_family_names(ours) & _family_names(theirs)):
+        return False
+    if not (_given_names(ours) & _given_names(theirs)):
+        return False
+    genders = (ours.get("gender"), theirs.get("gender"))
+    return not all(genders) or genders[0] == genders[1]
+
+
+async def find_member_by_demographics(
+    store: ResourceStore, patient: dict[str, Any], day: date
+) -> dict[str, Any] | None:
+    """The payer's Coverage, active on `day`, of the one member whose Patient has the EHR
+    patient's birth date, a family and a given name in common with it and (when both state it)
+    the same gender. None when the EHR patient lacks any of name or birth date, when no member
+    or more than one matches, or when the member has no single active Coverage: a coverage is
+    only offered to the EHR on an unambiguous match."""
+    if not (patient.get("birthDate") and _family_names(patient) and _given_names(patient)):
+        return None
+    matches: dict[str, dict[str, Any]] = {}
+    for family in sorted(_family_names(patient)):
+        for stored in await store.find_by_token("Patient", "family", normalize_string(family)):
+            candidate = stored.json()
+            if _same_demographics(candidate, patient):
+                matches[str(candidate.get("id"))] = candidate
+    if len(matches) != 1:
+        return None
+    (member_id,) = matches
+    found = await store.find_by_token("Coverage", "patient", member_id)
+    active = [c for c in (item.json() for item in found) if coverage_active_on(c, day)]
+    return active[0] if len(active) == 1 else None

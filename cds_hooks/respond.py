@@ -8,6 +8,11 @@ assertion, cards, system actions and the audit record.
   (CRD resp-43/44). Required data that was neither prefetched nor fetchable answers 412 (found-32).
 - One coverage assertion per coverage holds every order's decision (resp-32); a repeated call
   with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent.
+- Where the payer's member record knows more than the EHR's Coverage, or the EHR has no
+  Coverage but the patient is a member found by demographics, a Create or update coverage
+  information card (`insurance`, option of the same code) carries the Coverage to update or
+  create (`coverage_record`). CRD 2.2 callers get updates only (2.2 dropped `create`), and not
+  on order-select and order-sign, hooks clinicians trigger (CRD resp-70).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from cds_hooks.coverage_information import (
     same_answer,
     update_action,
 )
+from cds_hooks.coverage_record import coverage_create, coverage_update
 from cds_hooks.ehr import EhrData, EhrDataUnavailableError
-from cds_hooks.membership import Membership, find_membership
+from cds_hooks.membership import Membership, find_member_by_demographics, find_membership
 from cds_hooks.orders import (
     REQUEST_ORDER_TYPES,
     order_location,
@@ -52,6 +58,9 @@ from cds_hooks.request import HookRequest
 from cds_hooks.service import HookService, configuration
 
 log = logging.getLogger("greenlight.crd")
+
+# Hooks clinical users trigger: no coverage record cards there for CRD 2.2 callers (resp-70).
+CLINICIAN_HOOKS = frozenset({"order-select", "order-sign"})
 
 NO_MEMBER = Reason(text="No member of this health plan matches the coverage's member id.")
 NOT_ACTIVE = Reason(text="The member's coverage is not active on the date of service.")
@@ -117,6 +126,21 @@ def _npi(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def _no_coverage(request: HookRequest, resources: list[dict[str, Any]]) -> bool:
+    """Whether the EHR said it has no Coverage (prefetch `null`, an empty Bundle or search), as
+    opposed to an OperationOutcome: the EHR could not look (CDS Hooks prefetch semantics)."""
+    if any(r.get("resourceType") == "Coverage" for r in resources):
+        return False
+    sent = request.prefetch.get("coverage")
+    if not isinstance(sent, dict):
+        return True
+    entries = (sent.get("entry") or []) if sent.get("resourceType") == "Bundle" else [sent]
+    return not any(
+        isinstance(e, dict) and (e.get("resource") or e).get("resourceType") == "OperationOutcome"
+        for e in entries
+    )
+
+
 def _for_hook(service: HookService, decision: Decision) -> Decision:
     """Supporting hooks never ask for documentation (CRD hook-19, resp-27)."""
     if service.primary or not decision.doc_needed:
@@ -137,6 +161,7 @@ class CrdResponder:
         options = configuration(request)
         ehr = EhrData(request, self.deps.http)
         patient_id = request.patient_id or ""
+        coverage_known = True  # the EHR answered for its coverage (possibly: none)
         try:
             orders, coverages, patients = await asyncio.gather(
                 orders_in_scope(service, request, ehr),
@@ -157,16 +182,22 @@ class CrdResponder:
                     ],
                 ) from None
             orders, coverages, patients = await orders_in_scope(service, request, ehr), [], []
+            coverage_known = False
+        no_coverage = coverage_known and _no_coverage(request, coverages)
         coverages = [c for c in coverages if c.get("resourceType") == "Coverage" and c.get("id")]
         patient = patients[0] if patients else None
         response: dict[str, Any] = {"cards": [], "systemActions": []}
         answers: list[tuple[Membership, CoverageAssertion]] = []
-        if orders and coverages and options["coverage-info"]:
+        coverage_info = bool(orders and options["coverage-info"])
+        memberships: list[Membership] = []
+        if coverages and (coverage_info or options["insurance"]):
+            for client_coverage in coverages:
+                memberships.append(await find_membership(self.deps.store, client_coverage, patient))
+        if coverage_info and memberships:
             contexts = await asyncio.gather(
                 *(self._order_context(request, ehr, o, patient) for o in orders)
             )
-            for client_coverage in coverages:
-                membership = await find_membership(self.deps.store, client_coverage, patient)
+            for membership in memberships:
                 assertion = await self._assertion(
                     service, membership, list(contexts), caller, today
                 )
@@ -184,12 +215,72 @@ class CrdResponder:
                     sites,
                     request,
                 )
+        if options["insurance"]:
+            response["cards"].extend(
+                await self._coverage_records(
+                    service, request, memberships, no_coverage, patient, today
+                )
+            )
         async with self.deps.store.transaction() as tx:
             await tx.create(hook_audit_event(service, request, caller, orders, answers))
         if not service.primary and not response["systemActions"]:
             response.pop("systemActions")
         response["cards"] = response["cards"][: options["max-cards"]]
         return response
+
+    async def _coverage_records(
+        self,
+        service: HookService,
+        request: HookRequest,
+        memberships: list[Membership],
+        no_coverage: bool,
+        patient: dict[str, Any] | None,
+        today: date,
+    ) -> list[dict[str, Any]]:
+        """Create or update coverage information cards: an `update` of each EHR Coverage whose
+        member record says more or otherwise, a `create` when the EHR has no Coverage and the
+        patient is found by demographics (CRD 2.0.1 only)."""
+        crd_22 = request.wants_crd_22
+        if crd_22 and service.hook in CLINICIAN_HOOKS:
+            return []  # resp-70: not for clinicians' hooks
+        payer = self.deps.payer_name
+        found: list[dict[str, Any]] = []
+        for membership in memberships:
+            if membership.member_coverage is None:
+                continue
+            record = coverage_update(membership.client_coverage, membership.member_coverage)
+            if record is not None:
+                found.append(cards.coverage_record_card(record, payer))
+        if no_coverage and not crd_22 and patient is not None and request.patient_id:
+            member = await find_member_by_demographics(self.deps.store, patient, today)
+            if member is not None:
+                record = coverage_create(
+                    member,
+                    patient_reference=f"Patient/{request.patient_id}",
+                    payor=await self._payor(member),
+                )
+                found.append(cards.coverage_record_card(record, payer))
+        return found
+
+    async def _payor(self, member: dict[str, Any]) -> dict[str, Any]:
+        """The payer as the EHR can record it: by identifier and name (its id here means
+        nothing to the EHR)."""
+        payors = member.get("payor") or [{}]
+        reference = str(payors[0].get("reference") or "")
+        display = payors[0].get("display") or self.deps.payer_name
+        organization = await self._read(reference) if reference.count("/") == 1 else None
+        identifiers = [
+            {k: v for k, v in i.items() if k in ("system", "value")}
+            for i in (organization or {}).get("identifier") or []
+            if isinstance(i, dict)
+            and i.get("system")
+            and i.get("value")
+            and i.get("use") in (None, "official", "usual")
+        ]
+        payor: dict[str, Any] = {"display": str((organization or {}).get("name") or display)}
+        if identifiers:
+            payor["identifier"] = identifiers[0]
+        return payor
 
     async def _order_context(
         self,

@@ -40,6 +40,14 @@ CONFIGURATION_OPTIONS: tuple[dict[str, Any], ...] = (
         "default": True,
     },
     {
+        "code": "insurance",
+        "type": "boolean",
+        "name": "Coverage record updates",
+        "description": "Corrections and additions to the patient's coverage record (member and "
+        "subscriber id, plan, group, status, coverage period) from the payer's enrollment data",
+        "default": True,
+    },
+    {
         "code": "max-cards",
         "type": "integer",
         "name": "Maximum cards",

@@ -32,7 +32,8 @@ def inferno_bodies(name: str) -> list[dict[str, Any]]:
     return loaded if isinstance(loaded, list) else [loaded]
 
 
-def _ehr_coverage(member_id: str) -> dict[str, Any]:
+def ehr_coverage(member_id: str) -> dict[str, Any]:
+    """The EHR's Coverage as these requests send it: the subscriber id and little else."""
     return {
         "resourceType": "Coverage",
         "id": f"ehr-cov-{member_id.lower()}",
@@ -53,8 +54,10 @@ def order_sign(
     place_of_service: str | None = None,
     prefetch_coverage: bool = True,
     fhir_server: bool = True,
+    coverage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An order-sign call for `member_id` ordering `system|code`."""
+    """An order-sign call for `member_id` ordering `system|code`; the prefetched Coverage is
+    `coverage` when given, else `ehr_coverage(member_id)`."""
     template = inferno_bodies("order_sign_request_bodies.json")
     body = copy.deepcopy(template[1] if order_type == "ServiceRequest" else template[0])
     body["hookInstance"] = str(uuid.uuid4())
@@ -76,7 +79,7 @@ def order_sign(
         prefetch["coverage"] = {
             "resourceType": "Bundle",
             "type": "searchset",
-            "entry": [{"resource": _ehr_coverage(member_id)}],
+            "entry": [{"resource": coverage or ehr_coverage(member_id)}],
         }
     practitioner = {
         "resourceType": "Practitioner",

@@ -137,8 +137,16 @@ def test_repeated_call_reuses_the_assertion(crd: CrdServer) -> None:
 
 
 def test_configuration_can_turn_coverage_information_off(crd: CrdServer) -> None:
+    """With coverage information and coverage record updates (`insurance`, see
+    test_coverage_records) both off, there is nothing left to say."""
     body = order_sign(GOLD_MEMBER, "72148")
-    body["extension"] = {"davinci-crd.configuration": {"coverage-info": False, "unknown-option": 3}}
+    body["extension"] = {
+        "davinci-crd.configuration": {
+            "coverage-info": False,
+            "insurance": False,
+            "unknown-option": 3,
+        }
+    }
     response = crd.call(SERVICE, body)
     assert response.status_code == 200
     assert response.json() == {"cards": [], "systemActions": []}

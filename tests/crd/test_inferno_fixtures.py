@@ -68,7 +68,8 @@ def test_discovery_passes_the_kit_and_crd_checks(crd: CrdServer) -> None:
     assert crd_checks.check_discovery(response.json()) == []
     assert (
         crd_checks.check_discovery_crd(
-            response.json(), card_types=("coverage-info", "network", "clinical-reminder")
+            response.json(),
+            card_types=("coverage-info", "network", "clinical-reminder", "insurance"),
         )
         == []
     )
@@ -89,6 +90,17 @@ def test_hook_group_passes_every_kit_test(
     assert failures == {}
     for _request, response in _exchanges(crd, hook):
         assert crd_checks.check_hook_response_crd(response) == []
+
+
+@pytest.mark.parametrize("hook", list(HOOK_FIXTURES))
+def test_fixture_coverage_gets_a_valid_create_or_update_coverage_card(
+    crd: CrdServer, inferno_ehr: HTTPXMock, hook: str
+) -> None:
+    """The fixtures' Coverage (plan "Medicare Part A", no period) is not what the demo payer
+    holds for pat015, so the kit's Create or Update Coverage Information test runs (rather
+    than being skipped) and passes, the Coverage validated against CRD profile-coverage."""
+    results = crd_checks.run_hook_group(hook, _exchanges(crd, hook), crd_profile_errors)
+    assert results[crd_checks.T_CREATE_UPDATE_COVERAGE] == []
 
 
 @pytest.mark.requirement("CRD", "resp-14")

@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.subscriptions = SubscriptionService(store, settings, wake=outbox.wake)
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(cds_services.router)  # first: CRD's per-call budget is the tightest
     app.include_router(metadata.router)
     app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
     app.include_router(dtr_router)  # DTR operations: before resources (/fhir/{type}/$op)
@@ -112,5 +113,4 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(subscriptions.router)  # PAS Subscription create/update/delete/$status
     app.include_router(um.router)
     app.include_router(resources.router)
-    app.include_router(cds_services.router)
     return app

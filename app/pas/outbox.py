@@ -203,6 +203,8 @@ class OutboxWorker:
         query = self._due(stamp).limit(limit)
         if not self.database.is_sqlite:
             query = query.with_for_update(skip_locked=True, of=pas_outbox)
+        elif not await self._anything_due(stamp):
+            return []  # SQLite: look before taking the one write lock every poll
         async with self.database.writer.begin() as conn:
             rows = (await conn.execute(query)).all()
             if not rows:
@@ -216,6 +218,15 @@ class OutboxWorker:
             _Claimed(r.outbox_id, r.kind, r.subscription_id, r.payload, r.attempts + 1)
             for r in rows
         ]
+
+    async def _anything_due(self, stamp: int) -> bool:
+        async with self.database.reader.connect() as conn:
+            due = select(pas_outbox.c.outbox_id).where(
+                pas_outbox.c.status == PENDING,
+                pas_outbox.c.next_attempt_us <= stamp,
+                pas_outbox.c.locked_until_us <= stamp,
+            )
+            return (await conn.execute(due.limit(1))).first() is not None
 
     async def _subscription(self, subscription_id: str) -> Any:
         async with self.database.reader.connect() as conn:

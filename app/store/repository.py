@@ -26,6 +26,30 @@ from app.store.indexing import index_entries
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
 from app.store.tables import resource_versions, resources, search_index
 
+# Built once: a statement object reused with plain parameter dicts skips SQLAlchemy's per-call
+# `.values()` coercion and hits the compiled-statement cache at once (the write hot path).
+_INSERT_RESOURCE = insert(resources)
+_INSERT_VERSION = insert(resource_versions)
+_INSERT_INDEX = insert(search_index)
+_DELETE_INDEX = delete(search_index).where(
+    search_index.c.resource_type == bindparam("w_type"),
+    search_index.c.resource_id == bindparam("w_id"),
+)
+_NEXT_VERSION = (
+    update(resources)
+    .where(
+        resources.c.resource_type == bindparam("w_type"),
+        resources.c.id == bindparam("w_id"),
+        resources.c.version_id == bindparam("w_version"),
+    )
+    .values(
+        version_id=bindparam("version_id"),
+        last_updated_us=bindparam("last_updated_us"),
+        deleted=bindparam("deleted"),
+        body=bindparam("body"),
+    )
+)
+
 
 @dataclass(frozen=True)
 class StoredResource:
@@ -157,14 +181,15 @@ class ResourceWriter:
         body = _with_meta(resource, rid, 1, stamp)
         try:
             await self._conn.execute(
-                insert(resources).values(
-                    resource_type=resource_type,
-                    id=rid,
-                    version_id=1,
-                    last_updated_us=stamp,
-                    deleted=False,
-                    body=body.decode("utf-8"),
-                )
+                _INSERT_RESOURCE,
+                {
+                    "resource_type": resource_type,
+                    "id": rid,
+                    "version_id": 1,
+                    "last_updated_us": stamp,
+                    "deleted": False,
+                    "body": body.decode("utf-8"),
+                },
             )
         except IntegrityError:
             raise FhirError.single(
@@ -203,18 +228,16 @@ class ResourceWriter:
         stamp = max(now_us(), current.last_updated_us + 1000)
         body = None if resource is None else _with_meta(resource, current.id, version, stamp)
         result = await self._conn.execute(
-            update(resources)
-            .where(
-                resources.c.resource_type == current.resource_type,
-                resources.c.id == current.id,
-                resources.c.version_id == current.version_id,
-            )
-            .values(
-                version_id=version,
-                last_updated_us=stamp,
-                deleted=body is None,
-                body=None if body is None else body.decode("utf-8"),
-            )
+            _NEXT_VERSION,
+            {
+                "w_type": current.resource_type,
+                "w_id": current.id,
+                "w_version": current.version_id,
+                "version_id": version,
+                "last_updated_us": stamp,
+                "deleted": body is None,
+                "body": None if body is None else body.decode("utf-8"),
+            },
         )
         if result.rowcount != 1:
             raise FhirError.single(
@@ -238,22 +261,18 @@ class ResourceWriter:
     ) -> None:
         """The version row, and the search index rows replaced (a new resource has none yet)."""
         await self._conn.execute(
-            insert(resource_versions).values(
-                resource_type=resource_type,
-                id=resource_id,
-                version_id=version,
-                last_updated_us=stamp,
-                deleted=body is None,
-                body=None if body is None else body.decode("utf-8"),
-            )
+            _INSERT_VERSION,
+            {
+                "resource_type": resource_type,
+                "id": resource_id,
+                "version_id": version,
+                "last_updated_us": stamp,
+                "deleted": body is None,
+                "body": None if body is None else body.decode("utf-8"),
+            },
         )
         if not new:
-            await self._conn.execute(
-                delete(search_index).where(
-                    search_index.c.resource_type == resource_type,
-                    search_index.c.resource_id == resource_id,
-                )
-            )
+            await self._conn.execute(_DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id})
         spec = self._registry.resource(resource_type)
         if resource is None or spec is None:
             return
@@ -268,7 +287,7 @@ class ResourceWriter:
             for entry in index_entries(spec, resource)
         ]
         if rows:
-            await self._conn.execute(insert(search_index), rows)
+            await self._conn.execute(_INSERT_INDEX, rows)
 
 
 def _value_condition(match: ValueMatch) -> ColumnElement[bool]:

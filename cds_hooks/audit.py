@@ -4,10 +4,10 @@ coverage and the answers with their coverage-assertion-id (so a decision can be 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from app.auth.cds_jwt import CdsCaller
+from app.fhir.audit import audit_event, client_agent, coding, person_entity
 from app.store.assertions import CoverageAssertion
 from cds_hooks.membership import Membership
 from cds_hooks.request import HookRequest
@@ -38,30 +38,14 @@ def hook_audit_event(
     answers: list[tuple[Membership, CoverageAssertion]],
 ) -> dict[str, Any]:
     """The AuditEvent (R4) recording one hook call and what was answered."""
-    entities: list[dict[str, Any]] = [
-        {
-            "what": {"reference": f"Patient/{request.patient_id}"},
-            "type": {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                "code": "1",
-                "display": "Person",
-            },
-        }
-    ]
+    entities: list[dict[str, Any]] = [person_entity(f"Patient/{request.patient_id}")]
     entities.extend({"what": {"reference": f"{o['resourceType']}/{o['id']}"}} for o in orders)
     entities.extend(_answer_entity(membership, assertion) for membership, assertion in answers)
-    return {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [{"system": HOOK_SYSTEM, "code": service.hook}],
-        "action": "E",
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "outcome": "0",
-        "agent": [{"who": {"display": caller.issuer or "unsigned caller"}, "requestor": True}],
-        "source": {"site": "Greenlight CRD", "observer": {"display": f"cds-services/{service.id}"}},
-        "entity": entities,
-    }
+    return audit_event(
+        subtype=[coding(HOOK_SYSTEM, service.hook)],
+        action="E",
+        agents=[client_agent(None, caller.issuer or "unsigned caller")],
+        site="Greenlight CRD",
+        observer=f"cds-services/{service.id}",
+        entities=entities,
+    )

@@ -4,7 +4,13 @@
     GET  /um/cases/{id}                               the case, the request, the documentation,
                                                       the current ClaimResponse, the rule trace
     POST /um/cases/{id}/decision                      {"decision": "approve"|"partial"|"deny",
-                                                       "reason": {"code", "display"}, "note"}
+                                                       "reason": {"code", "display"}, "note",
+                                                       "items": [{"sequence", "decision":
+                                                         "approve"|"partial"|"modify"|"deny",
+                                                         "reason", "quantity", "service",
+                                                         "note"}]}
+                                                      (`app.um.contract`); answers the case, the
+                                                      ClaimResponse version and the AuditEvent
 
 Access (the reviewer role): a bearer token from `/auth/token` whose client may update
 ClaimResponses (`system/ClaimResponse.u`, or broader) **and** holds the reviewer role: its
@@ -139,4 +145,4 @@ async def decide(request: Request, case_id: str) -> Response:
     principal = await reviewer(request)
     body = parse_json_body(await request.body())
     decided = await decide_case(_pas(request), case_id, body, principal.client_id)
-    return _json({"case": decided.case.detail(), "notifications": decided.notifications})
+    return _json(decided.answer())

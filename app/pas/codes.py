@@ -79,6 +79,18 @@ REVIEW_ACTION_DISPLAY: dict[str, str] = {
     "NA": "No Action Required",
 }
 
+#: The code systems of the PAS value set X12278RequestedServiceType (the same in 2.0.1 and 2.2.1):
+#: the required binding of a certified service (`addItem.productOrService`, itemAuthorizedDetail).
+REQUESTED_SERVICE_SYSTEMS: tuple[str, ...] = (
+    "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+    "https://codesystem.x12.org/005010/1365",
+    "http://www.ama-assn.org/go/cpt",
+    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "http://terminology.hl7.org/CodeSystem/icd9cm",
+    "http://www.cms.gov/Medicare/Coding/ICD10",
+    "http://hl7.org/fhir/sid/ndc",
+)
+
 # AAA03 reject reasons and AAA04 follow-up actions used for administrative errors.
 SUBSCRIBER_NOT_FOUND = ("75", "Subscriber/Insured Not Found")
 INVALID_SUBSCRIBER_ID = ("72", "Invalid/Missing Subscriber/Insured ID")

@@ -10,7 +10,7 @@
   reference number, and the reasons as `processNote`s the item points at (`noteNumber`).
 - Business errors (X12 AAA) go in `ClaimResponse.error` (spec-41), with the element and the path.
 - `inquiry_claim_response` turns a stored ClaimResponse into a Claim Inquiry Response.
-- `apply_decision` records a reviewer's decision on the pended items as the next version.
+- A reviewer's decision on pended items is applied by `app.pas.review` (the next version).
 
 2.0.1 and 2.2.1 differ in a few shapes (errorElement, where serviceLineNumber goes, the Task's
 questionnaire input); `version` selects them.
@@ -35,7 +35,6 @@ from app.pas.codes import (
     COMMUNICATION_REQUEST,
     EXT_ADMIN_REFERENCE_NUMBER,
     EXT_AUTHORIZATION_NUMBER,
-    EXT_CLAIM_RESPONSE_REVIEWER,
     EXT_COMMUNICATED_DIAGNOSIS,
     EXT_CONTENT_MODIFIER,
     EXT_ERROR_ELEMENT,
@@ -60,7 +59,6 @@ from app.pas.codes import (
     TASK,
     X12_306,
     X12_755,
-    X12_886,
     X12_889,
     X12_901,
     PasVersion,
@@ -141,7 +139,7 @@ def review_action_code(item: dict[str, Any]) -> str | None:
     return None
 
 
-def _period(start: date, days: int) -> dict[str, str]:
+def period(start: date, days: int) -> dict[str, str]:
     return {"start": start.isoformat(), "end": (start + timedelta(days=max(days, 1))).isoformat()}
 
 
@@ -159,7 +157,7 @@ def _ref(request: RequestBundle, reference: Any) -> dict[str, Any] | None:
     return {"reference": entry.full_url} if entry is not None else None
 
 
-class _Notes:
+class Notes:
     """`ClaimResponse.processNote`, one per distinct text, numbered from 1."""
 
     def __init__(self) -> None:
@@ -201,7 +199,7 @@ def _item(
     claim_item: dict[str, Any],
     result: ItemResult,
     ids: ResponseIds,
-    notes: _Notes,
+    notes: Notes,
     today: date,
 ) -> dict[str, Any]:
     extensions: list[dict[str, Any]] = []
@@ -219,7 +217,7 @@ def _item(
     if certified:
         extensions.append({"url": EXT_ITEM_PREAUTH_ISSUE_DATE, "valueDate": today.isoformat()})
         extensions.append(
-            {"url": EXT_ITEM_PREAUTH_PERIOD, "valuePeriod": _period(today, result.valid_days)}
+            {"url": EXT_ITEM_PREAUTH_PERIOD, "valuePeriod": period(today, result.valid_days)}
         )
         provider = _authorized_provider(request, claim_item)
         if provider is not None:
@@ -229,12 +227,9 @@ def _item(
                     "extension": [{"url": "provider", "valueReference": provider}],
                 }
             )
-        detail = [
-            {"url": "productOrServiceCode", "valueCodeableConcept": claim_item["productOrService"]}
-        ]
-        if isinstance(claim_item.get("quantity"), dict):
-            detail.append({"url": "quantity", "valueQuantity": claim_item["quantity"]})
-        extensions.append({"url": EXT_ITEM_AUTHORIZED_DETAIL, "extension": detail})
+        extensions.append(
+            authorized_detail(claim_item["productOrService"], claim_item.get("quantity"))
+        )
     for diagnosis in _diagnoses(request, claim_item):
         extensions.append({"url": EXT_COMMUNICATED_DIAGNOSIS, "valueCodeableConcept": diagnosis})
     number = ids.authorization_number if certified else ids.reference_number
@@ -252,6 +247,14 @@ def _item(
     if numbers:
         item["noteNumber"] = numbers
     return item
+
+
+def authorized_detail(service: dict[str, Any], quantity: Any) -> dict[str, Any]:
+    """The itemAuthorizedDetail extension: the service (and quantity) certified."""
+    detail = [{"url": "productOrServiceCode", "valueCodeableConcept": service}]
+    if isinstance(quantity, dict):
+        detail.append({"url": "quantity", "valueQuantity": quantity})
+    return {"url": EXT_ITEM_AUTHORIZED_DETAIL, "extension": detail}
 
 
 def _authorized_provider(
@@ -300,7 +303,7 @@ def build_claim_response(
     """The PAS ClaimResponse for an adjudicated request."""
     claim = request.claim.resource
     today = created.date()
-    notes = _Notes()
+    notes = Notes()
     results = {r.sequence: r for r in adjudication.items}
     items = [
         _item(request, claim_item, results[int(claim_item.get("sequence") or 0)], ids, notes, today)
@@ -325,12 +328,12 @@ def build_claim_response(
         "requestor": _ref(request, claim.get("provider")),
         "request": {"reference": ids.url("Claim", ids.claim_id)},
         "outcome": outcome_of(actions, bool(adjudication.errors), ids.version),
-        "disposition": _disposition(actions),
+        "disposition": disposition(actions),
     }
     if any(a in CERTIFIED for a in actions):
         response["preAuthRef"] = ids.authorization_number
         certified = [r for r in adjudication.items if r.action in CERTIFIED]
-        response["preAuthPeriod"] = _period(today, min(r.valid_days for r in certified))
+        response["preAuthPeriod"] = period(today, min(r.valid_days for r in certified))
     if items:
         response["item"] = items
     if any(r.questionnaires for r in adjudication.items):
@@ -344,15 +347,18 @@ def build_claim_response(
     return {key: value for key, value in response.items() if value is not None}
 
 
-def _disposition(actions: Sequence[str]) -> str:
+def disposition(actions: Sequence[str]) -> str:
+    """`ClaimResponse.disposition`: the whole request in words, from its items' X12 306 codes."""
     if "A4" in actions:
         return "Pended for review; the decision will be sent when it is made."
     if actions and all(a == "NA" for a in actions):
         return "No prior authorization is required."
     if "A3" in actions and not any(a in CERTIFIED for a in actions):
         return "Not certified."
-    if "A3" in actions:
+    if "A3" in actions or "A2" in actions:
         return "Partly certified."
+    if "A6" in actions:
+        return "Certified as modified: what is certified is in addItem."
     return "Certified." if actions else "Processed."
 
 
@@ -438,7 +444,7 @@ def documentation_requests(
         },
         "reasonCode": concept(PAS_TEMP, "priorAuthorization"),
         "reasonReference": {"reference": ids.url("Claim", ids.claim_id)},
-        "restriction": {"period": _period(created.date(), 30)},
+        "restriction": {"period": period(created.date(), 30)},
         "input": [
             {"type": concept(PAS_TEMP, "payer-url"), "valueUrl": ids.fhir_base},
             questionnaire_input,
@@ -539,89 +545,3 @@ def inquiry_bundle(
     if entries:
         bundle["entry"] = entries
     return bundle
-
-
-@dataclass(frozen=True)
-class ReviewDecision:
-    """A reviewer's decision on the pended items of a request."""
-
-    decision: str  # approve | partial | deny
-    reason_code: str | None = None
-    reason_display: str | None = None
-    note: str | None = None
-
-
-_DECISION_ACTIONS = {"approve": "A1", "partial": "A2", "deny": "A3"}
-
-
-def apply_decision(
-    claim_response: dict[str, Any],
-    decision: ReviewDecision,
-    authorization_number: str,
-    valid_days: int,
-    decided: datetime,
-    version: PasVersion,
-) -> dict[str, Any]:
-    """The next ClaimResponse version: every pended (A4) item gets the reviewer's decision."""
-    answer = copy.deepcopy(claim_response)
-    action = _DECISION_ACTIONS[decision.decision]
-    today = decided.date()
-    notes = _Notes()
-    notes.notes = list(answer.get("processNote") or [])
-    reasons = (
-        [concept(X12_886, decision.reason_code, decision.reason_display)]
-        if decision.reason_code
-        else []
-    )
-    for item in answer.get("item") or []:
-        if review_action_code(item) != "A4":
-            continue
-        certified = action in CERTIFIED
-        number = authorization_number if certified else _number(item)
-        item["adjudication"] = [
-            {
-                "extension": [review_action(action, number, reasons)],
-                "category": concept(ADJUDICATION, "submitted"),
-            }
-        ]
-        if certified:
-            item["extension"] = [
-                e
-                for e in item.get("extension") or []
-                if e.get("url") not in (EXT_ITEM_PREAUTH_ISSUE_DATE, EXT_ITEM_PREAUTH_PERIOD)
-            ] + [
-                {"url": EXT_ITEM_PREAUTH_ISSUE_DATE, "valueDate": today.isoformat()},
-                {"url": EXT_ITEM_PREAUTH_PERIOD, "valuePeriod": _period(today, valid_days)},
-            ]
-        texts = [decision.note] if decision.note else []
-        if decision.reason_display or decision.reason_code:
-            texts.append(f"Reason: {decision.reason_display or decision.reason_code}")
-        if texts:
-            item["noteNumber"] = [notes.number(t) for t in texts]
-    actions = [review_action_code(i) or "" for i in answer.get("item") or []]
-    answer["outcome"] = outcome_of(actions, bool(answer.get("error")), version)
-    answer["disposition"] = _disposition(actions)
-    answer["created"] = decided.isoformat(timespec="seconds")
-    if notes.notes:
-        answer["processNote"] = notes.notes
-    if any(a in CERTIFIED for a in actions):
-        answer["preAuthRef"] = authorization_number
-        answer.setdefault("preAuthPeriod", _period(today, valid_days))
-    answer["extension"] = [
-        e for e in answer.get("extension") or [] if e.get("url") != EXT_CLAIM_RESPONSE_REVIEWER
-    ] + [
-        {
-            "url": EXT_CLAIM_RESPONSE_REVIEWER,
-            "extension": [{"url": "wasHumanReviewedFlag", "valueBoolean": True}],
-        }
-    ]
-    return answer
-
-
-def _number(item: dict[str, Any]) -> str | None:
-    for adjudication in item.get("adjudication") or []:
-        action = extension(adjudication, EXT_REVIEW_ACTION)
-        for part in (action or {}).get("extension") or []:
-            if part.get("url") == "number":
-                return str(part.get("valueString"))
-    return None

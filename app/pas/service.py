@@ -2,8 +2,9 @@
 
 One transaction per accepted request writes: the `pas_requests` row (first, so a concurrent
 duplicate fails before anything else is written), its lookup keys, the review case, the Claim
-and the ClaimResponse (version 1) as FHIR resources, and the CommunicationRequest and Task that
-ask for documentation when an item is pended without it. Any error rolls all of it back.
+and the ClaimResponse (version 1) as FHIR resources, the CommunicationRequest and Task that
+ask for documentation when an item is pended without it, and the AuditEvent of the submission
+(`app.pas.audit`). Any error rolls all of it back.
 
 - Resubmission: the same Bundle (same `Bundle.identifier` from the same client, identical
   content) returns the current answer of the stored request and writes nothing (PAS "missing
@@ -38,6 +39,7 @@ from app.config import Settings
 from app.fhir.outcomes import FhirError, Issue
 from app.fhir.validation.policy import PAS_V201, PAS_V221, check_inbound
 from app.pas.adjudicate import Adjudication, Adjudicator
+from app.pas.audit import submit_audit_event
 from app.pas.bundle import RequestBundle, check_claim, check_request_bundle
 from app.pas.codes import REQUEST_BUNDLE, PasVersion, fhir_base
 from app.pas.outbox import LIVE_STATUSES, enqueue
@@ -329,8 +331,23 @@ class PasService:
                 await insert_case(conn, case)
                 writer = ResourceWriter(conn, self.store.registry)
                 await writer.create(claim, ids.claim_id)
-                claim_response = (await writer.create(claim_response, ids.claim_response_id)).json()
+                written = await writer.create(claim_response, ids.claim_response_id)
+                claim_response = written.json()
                 extras = [(await writer.create(extra, extra["id"])).json() for extra in extras]
+                await writer.create(
+                    submit_audit_event(
+                        submitter=submitter,
+                        claim_id=ids.claim_id,
+                        claim_response=claim_response,
+                        version_id=written.version_id,
+                        items=adjudication.items,
+                        bundle_identifier=request.bundle.get("identifier"),
+                        case_id=case.case_id,
+                        case_status=case.status,
+                        pas_version=version,
+                        received=received,
+                    )
+                )
         except IntegrityError as exc:  # PostgreSQL reports the unique violation at commit
             if "uq_pas_requests_dedupe" in str(exc):
                 raise _DuplicateError from exc

@@ -1,13 +1,17 @@
-"""A reviewer's decision on a pended case: the new ClaimResponse version and its notification.
+"""A reviewer's decision on a pended case: the new ClaimResponse version, its AuditEvent and its
+notification.
 
-`{"decision": "approve" | "partial" | "deny", "reason": {"code", "display"}, "note"}`:
-approve certifies every pended item (A1), partial certifies them in part (A2), deny does not
-certify them (A3). A denial needs a specific reason: an X12 HCR03 (code list 886) code, shown on
-the items' reviewAction as `reasonCode`, and its display text, shown as a process note.
+The body (`app.um.contract`) decides the whole case (`decision`: approve, partial, deny) and/or
+each pended item (`items`: approve A1, partial A2, modify A6 with `addItem`, deny A3); items not
+listed take the case-level decision. `app.pas.review` writes the answer.
 
-One transaction locks the case, writes the next ClaimResponse version, closes the case and queues
-an event notification for every subscription that hears about the request (the outbox delivers
-it after the commit, at least once). A case that is not pended answers 409.
+One transaction locks the case, checks the item decisions against the case's Claim and current
+ClaimResponse, writes the next ClaimResponse version, closes the case (`approved`, `partial` or
+`denied`, from all its items), stores an AuditEvent of the decision (who, when, which case,
+Claim and ClaimResponse version, the decision per item; `app.pas.audit`) and queues one event
+notification for every subscription that hears about the request (the outbox delivers it after
+the commit, at least once). Any refusal (4xx) rolls all of it back: nothing is written. A case
+that is not pended answers 409.
 """
 
 from __future__ import annotations
@@ -16,46 +20,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.fhir.outcomes import FhirError, Issue
-from app.pas.response import ReviewDecision, apply_decision
+from app.fhir.outcomes import FhirError
+from app.pas.audit import decision_audit_event
+from app.pas.bundle import RequestBundle
+from app.pas.review import apply_decision, case_status
 from app.pas.service import PasService
-from app.store.repository import ResourceWriter, now_us
+from app.store.repository import ResourceWriter
 from app.um.cases import OPEN, CaseStore, ReviewCase, locked_case, record_decision
-
-STATUS = {"approve": "approved", "partial": "partial", "deny": "denied"}
-
-
-def _bad(message: str, expression: str) -> FhirError:
-    return FhirError(400, Issue("error", "invalid", message, (expression,)))
-
-
-def parse_decision(body: Any) -> ReviewDecision:
-    """Check the JSON body of `POST /um/cases/{id}/decision`; raise 400 naming the field."""
-    if not isinstance(body, dict):
-        raise _bad("The body is a JSON object", "$")
-    decision = body.get("decision")
-    if decision not in STATUS:
-        raise _bad("decision is one of approve, partial, deny", "decision")
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, dict):
-        raise _bad("reason is an object with code and display", "reason")
-    code = str((reason or {}).get("code") or "").strip() or None
-    display = str((reason or {}).get("display") or "").strip() or None
-    if decision == "deny" and (code is None or display is None):
-        raise _bad(
-            "A denial needs a specific reason: reason.code (X12 HCR03) and reason.display",
-            "reason",
-        )
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise _bad("note is a string", "note")
-    return ReviewDecision(decision, code, display, note.strip() if note else None)
+from app.um.contract import parse_decision, resolve_items
 
 
 @dataclass(frozen=True)
 class Decided:
     case: ReviewCase
     notifications: int
+    claim_response: str  # ClaimResponse/<id>/_history/<version>
+    audit_event: str  # AuditEvent/<id>
+
+    def answer(self) -> dict[str, Any]:
+        """The JSON answer of `POST /um/cases/{id}/decision`."""
+        return {
+            "case": self.case.detail(),
+            "notifications": self.notifications,
+            "claimResponse": self.claim_response,
+            "auditEvent": self.audit_event,
+        }
 
 
 async def decide_case(pas: PasService, case_id: str, body: Any, reviewer: str) -> Decided:
@@ -68,6 +57,7 @@ async def decide_case(pas: PasService, case_id: str, body: Any, reviewer: str) -
     stored = await pas.request(found.request_id)
     if stored is None:  # pragma: no cover - written together
         raise FhirError.single(404, "not-found", f"No request for case {case_id}", "id")
+    claim = RequestBundle.stored(stored.bundle).claim.resource
     decided = datetime.now(UTC)
     async with pas.write() as conn:
         case = await locked_case(conn, case_id)
@@ -84,33 +74,43 @@ async def decide_case(pas: PasService, case_id: str, body: Any, reviewer: str) -
         current = await writer.current("ClaimResponse", case.claim_response_id)
         if current is None or current.body is None:  # pragma: no cover - written together
             raise FhirError.single(409, "conflict", "The case has no ClaimResponse")
-        authorization = str(case.trace.get("authorizationNumber") or case.case_id)
+        resolved = resolve_items(decision, claim, current.json())
         answer = apply_decision(
             current.json(),
-            decision,
-            authorization,
+            claim,
+            resolved,
+            str(case.trace.get("authorizationNumber") or case.case_id),
             int(case.trace.get("validDays") or 90),
             decided,
             stored.pas_version,
         )
-        await writer.update(answer, case.claim_response_id)
+        updated, _ = await writer.update(answer, case.claim_response_id)
+        status = case_status(answer)
+        record = decision.record(resolved)
         await record_decision(
-            conn,
-            case_id,
-            STATUS[decision.decision],
-            now_us(),
-            reviewer,
-            {
-                "decision": decision.decision,
-                "reason": {"code": decision.reason_code, "display": decision.reason_display}
-                if decision.reason_code or decision.reason_display
-                else None,
-                "note": decision.note,
-            },
+            conn, case_id, status, int(decided.timestamp() * 1_000_000), reviewer, record
         )
-        queued = await pas.notify_change(conn, stored, answer)
+        audit = await writer.create(
+            decision_audit_event(
+                reviewer=reviewer,
+                case_id=case_id,
+                case_status=status,
+                claim_id=case.claim_id,
+                claim_response=answer,
+                version_id=updated.version_id,
+                decisions=resolved,
+                record=record,
+                decided=decided,
+            )
+        )
+        queued = await pas.notify_change(conn, stored, updated.json())
     if queued:
         pas.wake()
-    updated = await cases.get(case_id)
-    assert updated is not None
-    return Decided(updated, queued)
+    closed = await cases.get(case_id)
+    assert closed is not None
+    return Decided(
+        closed,
+        queued,
+        f"ClaimResponse/{updated.id}/_history/{updated.version_id}",
+        f"AuditEvent/{audit.id}",
+    )

@@ -285,8 +285,8 @@ def test_the_request_claim_response_and_case_are_stored(pas: PasServer) -> None:
     after = table_counts(pas.database_url)
     assert after["pas_requests"] == before["pas_requests"] + 1
     assert after["review_cases"] == before["review_cases"] + 1
-    # Claim, ClaimResponse, CommunicationRequest, Task
-    assert after["resources"] == before["resources"] + 4
+    # Claim, ClaimResponse, CommunicationRequest, Task, AuditEvent
+    assert after["resources"] == before["resources"] + 5
     claim_response = body["entry"][0]["resource"]
     with pas.client() as client:
         stored = client.get(f"/fhir/ClaimResponse/{claim_response['id']}").json()

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.fhir.outcomes import FhirError, Issue
-from app.fhir.validation.policy import PAS_V201, PAS_V221, check_inbound
+from app.fhir.validation.policy import PAS_V201, PAS_V221, check_inbound, validates_inbound
 from app.pas.adjudicate import Adjudication, Adjudicator
 from app.pas.audit import submit_audit_event
 from app.pas.bundle import RequestBundle, check_claim, check_request_bundle
@@ -199,9 +199,12 @@ class PasService:
             payload, self.settings, profile=REQUEST_BUNDLE, prefer=PREFER[version]
         )
         # the profile validator has walked the Claim; parse it with the R4 models only when it
-        # did not (validation off) or found a problem in it, to answer 400 for bad structure
-        if self.settings.validation == "off" or any(
-            e.startswith(request.claim.path) for issue in issues for e in issue.expression
+        # did not (validation off, packages missing) or found an error in it (not a mere
+        # warning such as dom-6's missing narrative), to answer 400 for bad structure
+        if not validates_inbound(self.settings, PREFER[version]) or any(
+            issue.severity in ("error", "fatal") and e.startswith(request.claim.path)
+            for issue in issues
+            for e in issue.expression
         ):
             check_claim(request)
         digest = content_hash(payload)

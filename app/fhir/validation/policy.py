@@ -45,6 +45,17 @@ DTR_QR_BUNDLE = DTR + "DTR-QRBundle"
 UNPROCESSABLE = 422
 
 
+def validates_inbound(settings: Settings, prefer: str | None = None) -> bool:
+    """Whether `check_inbound` really validates (validation on and the packages loadable)."""
+    if settings.validation == "off":
+        return False
+    try:
+        get_validator(settings, prefer)
+    except (PackageError, LookupError, OSError):
+        return False
+    return True
+
+
 def check_inbound(
     resource: dict[str, Any],
     settings: Settings,

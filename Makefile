@@ -10,6 +10,9 @@ CQL_STAMP := $(CQL_TOOLS)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
+# The FHIR IG packages inbound payloads are validated against (GREENLIGHT_IG_PACKAGES, unless set):
+# the shared set beside the project when there is one, else the standard FHIR package cache.
+IG_PACKAGES ?= $(firstword $(wildcard ../shared/fhir-packages) $(HOME)/.fhir/packages)
 
 .PHONY: serve install test lint format bench conformance-report postgres-server cql-tools elm clean
 
@@ -35,7 +38,8 @@ elm: $(CQL_STAMP)
 ## serve: create the virtualenv, migrate, load the demo payer, serve on $(HOST):$(PORT)
 serve: $(STAMP)
 	GREENLIGHT_DEMO=true $(BIN)/greenlight demo-data
-	GREENLIGHT_DEMO=true $(BIN)/greenlight serve --demo --no-auth --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	GREENLIGHT_DEMO=true GREENLIGHT_IG_PACKAGES="$${GREENLIGHT_IG_PACKAGES:-$(IG_PACKAGES)}" \
+		$(BIN)/greenlight serve --demo --no-auth --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 ## postgres-server: make sure the PostgreSQL server binaries exist (tests start their own cluster)
 postgres-server:

@@ -4,12 +4,14 @@ For each scenario route it verifies the bearer JWT when one is sent (HS256, PyJW
 and audience as Greenlight's access tokens), parses the request body with orjson when there is
 one, and answers a fixed body. The harness hands it Greenlight's own answers captured while
 seeding (`BENCH_BARE_FIXTURES`, a directory of `metadata.json`, `patient.json`, `created.json`,
-`crd.json`, `dtr-package.json`, `dtr-next-question.json`), so both targets send the same bytes
-back; without it, built-in bodies of the same shape are used.
+`crd.json`, `dtr-package.json`, `dtr-next-question.json`, `pas-submit.json`), so both targets
+send the same bytes back; without it, built-in bodies of the same shape are used.
 
 `POST /fhir/Questionnaire/$questionnaire-package` and `POST /fhir/Questionnaire/$next-question`
 verify the bearer JWT, parse the body with orjson, check it is a Parameters resource and answer
-Greenlight's captured package / QuestionnaireResponse.
+Greenlight's captured package / QuestionnaireResponse. `POST /fhir/Claim/$submit` does the same
+with the PAS request Bundle (a Bundle whose first entry is a Claim) and answers Greenlight's
+captured response Bundle (an A1 certification).
 
 `POST /cds-services/{id}` does what any CDS service must do with the CDS Hooks JWT the bench EHR
 signs (the same tokens Greenlight gets): header checks (`alg` ES384/RS384, `typ`, `kid`, `jku`),
@@ -86,6 +88,13 @@ def _default_bodies() -> dict[str, bytes]:
         "dtr-package": orjson.dumps({"resourceType": "Parameters", "parameter": []}),
         "dtr-next-question": orjson.dumps(
             {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
+        ),
+        "pas-submit": orjson.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "ClaimResponse", "outcome": "complete"}}],
+            }
         ),
     }
 
@@ -249,6 +258,26 @@ async def questionnaire_package(request: Request) -> Response:
 @app.post("/fhir/Questionnaire/$next-question")
 async def next_question(request: Request) -> Response:
     return await _operation(request, "dtr-next-question")
+
+
+@app.post("/fhir/Claim/$submit")
+async def claim_submit(request: Request) -> Response:
+    """PAS `$submit`: token, parse the request Bundle, check it starts with a Claim, answer."""
+    denied = _check_token(request)
+    if denied is not None:
+        return denied
+    parsed = orjson.loads(await request.body())
+    entries = parsed.get("entry") if isinstance(parsed, dict) else None
+    if (
+        not isinstance(parsed, dict)
+        or parsed.get("resourceType") != "Bundle"
+        or not isinstance(entries, list)
+        or not entries
+        or not isinstance(entries[0], dict)
+        or (entries[0].get("resource") or {}).get("resourceType") != "Claim"
+    ):
+        return Response(_BAD_REQUEST, status_code=400, media_type=FHIR_JSON_UTF8)
+    return Response(BODIES["pas-submit"], media_type=FHIR_JSON_UTF8)
 
 
 @app.post("/cds-services/{service_id}")

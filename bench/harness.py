@@ -3,12 +3,15 @@
 With `--topics 10,10000` Greenlight is started once per topic count (one after the other, each
 with a generated rules directory, a fresh database and the demo payer) and every scenario runs
 against each; the bare app runs next to the first. The CRD scenarios sign a pool of fresh
-CDS Hooks JWTs before each run (`bench/crd.py`); the DTR scenarios' bodies are built while seeding
-(`bench/dtr.py`).
+CDS Hooks JWTs before each run (`bench/crd.py`) and the PAS one writes a pool of fresh Bundle and
+Claim identifiers (`bench/pas.py`); the DTR scenarios' bodies are built while seeding
+(`bench/dtr.py`). With `--database postgresql` every Greenlight gets a new database on a
+throwaway PostgreSQL cluster (`app/devtools/postgres.py`, as the tests use) instead of SQLite.
 
 Everything runs on loopback. Both servers are subprocesses in their own sessions (process
-groups), so stopping one stops its uvicorn workers too; they are stopped on any exit, including
-errors, Ctrl-C and SIGTERM. Every wait has a deadline, so a run always ends.
+groups), so stopping one stops its uvicorn workers too; they (and the PostgreSQL cluster) are
+stopped on any exit, including errors, Ctrl-C and SIGTERM. Every wait has a deadline, so a run
+always ends.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +45,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench import crd, dtr, topics
+from app.devtools.postgres import PostgresCluster, PostgresUnavailableError
+from bench import crd, dtr, pas, topics
 from bench.loadgen import LoadResult, LoadSpec
 from bench.scenarios import DEFAULT_SCENARIOS, PATIENT_BYTES, SCENARIOS, Scenario
 
@@ -52,6 +56,11 @@ REPO_ROOT = BENCH_DIR.parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.md"
 CLIENT_ID = "greenlight-bench"
 CLIENT_SCOPE = "system/*.cruds"
+# What `Claim/$submit` requires of a token (app/api/operations/claim_submit.py): create on Claim.
+PAS_SCOPE = "system/Claim.c"
+# The FHIR IG packages Greenlight validates PAS request Bundles with (GREENLIGHT_IG_PACKAGES).
+IG_PACKAGES = crd.SHARED / "fhir-packages"
+DATABASES = ("sqlite", "postgresql")
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 GREENLIGHT = "greenlight"
@@ -246,11 +255,11 @@ class BenchClient:
         }
         return jwt.encode(claims, self.private_key, algorithm="RS384", headers={"kid": self.kid})
 
-    def fetch_token(self, base_url: str) -> str:
+    def fetch_token(self, base_url: str, scope: str = CLIENT_SCOPE) -> str:
         token_url = f"{base_url}/auth/token"
         form = {
             "grant_type": "client_credentials",
-            "scope": CLIENT_SCOPE,
+            "scope": scope,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             "client_assertion": self.assertion(token_url),
         }
@@ -442,6 +451,51 @@ def seed_dtr(greenlight: Server, token: str | None, seeded: Seed) -> None:
         print(f"  {name}: {fact}")
 
 
+# --- PAS (Claim/$submit) -------------------------------------------------------------------------
+
+
+def seed_pas(greenlight: Server, token: str | None, seeded: Seed) -> None:
+    """Check that Greenlight certifies the PAS approval variant (A1) as a new request each time
+    and capture its answer (`bench/pas.py`), into `seeded`; `token` is one holding only
+    `system/Claim.c`, what `$submit` needs."""
+    template = pas.request_template(HOST, greenlight.port, token)
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with httpx.Client(base_url=greenlight.base_url, headers=headers, timeout=60.0) as client:
+        try:
+            found = pas.seed(client, template)
+        except pas.PasError as exc:
+            raise BenchError(str(exc)) from exc
+    if token:
+        anonymous = httpx.post(
+            greenlight.base_url + pas.SUBMIT_PATH,
+            content=template.fill(pas.new_values()),
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=30.0,
+        )
+        _expect(anonymous, 401, f"auth check: POST {pas.SUBMIT_PATH} without a token")
+    seeded.bodies["pas-submit"] = found.answer
+    seeded.facts.update(found.facts)
+    for name, fact in found.facts.items():
+        print(f"  {name}: {fact}")
+
+
+def pas_smoke_test(server: Server, token: str | None) -> None:
+    """One new submission, so a misconfigured target fails fast and says why."""
+    template = pas.request_template(HOST, server.port, token)
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = httpx.post(
+        server.base_url + pas.SUBMIT_PATH,
+        content=template.fill(pas.new_values()),
+        headers=headers,
+        timeout=60.0,
+    )
+    _expect(response, 200, f"POST {pas.SUBMIT_PATH} against {server.name}")
+
+
 # --- load runs -----------------------------------------------------------------------------------
 
 
@@ -509,9 +563,10 @@ def measure(server: Server, scenario: Scenario, spec: LoadSpec, env: dict[str, s
     return Run(scenario.name, label, result, cpu, wall)
 
 
-# A first guess of each target's CRD requests/s, to size the first JWT pool (then learned).
+# A first guess of each target's requests/s, to size the first pool (then learned).
 GREENLIGHT_RATE_GUESS = 500.0
 BARE_RATE_GUESS = {"ES384": 900.0, "RS384": 2500.0}
+PAS_RATE_GUESS = {GREENLIGHT: 100.0, BARE: 2000.0}
 POOL_ATTEMPTS = 3
 
 
@@ -529,25 +584,39 @@ class CrdLoad:
         return BARE_RATE_GUESS[self.signer.alg] if target == BARE else GREENLIGHT_RATE_GUESS
 
 
-def measure_crd(
+@dataclass(frozen=True)
+class PooledRequests:
+    """Requests that must all differ: templates with slots, and how to write a pool of slot
+    values for them (`write(path, count)` -> seconds spent)."""
+
+    head: bytes
+    body: bytes
+    head_slots: int
+    # What `count` pool lines are, for the progress line ("ES384 JWTs signed").
+    what: str
+    write: Callable[[Path, int], float]
+
+
+def measure_pooled(
     server: Server,
     scenario: Scenario,
-    audience: str,
-    load: CrdLoad,
+    requests: PooledRequests,
+    rates: dict[str, float],
+    first_guess: float,
+    pools: Path,
     args: argparse.Namespace,
     env: dict[str, str],
 ) -> Run:
-    """A CRD run: sign a pool of fresh JWTs large enough for the run, then drive it; when the
-    pool runs out (the target was faster than guessed), sign a larger one and run again."""
-    template = crd.request_template(HOST, server.port, distinct_orders=scenario.distinct_orders)
+    """A run of pooled requests: write a pool large enough for the run (from the target's rate:
+    `first_guess`, then learned into `rates`), then drive it; when the pool runs out (the target
+    was faster than guessed), write a larger one and run again."""
     window = args.warmup + args.duration
-    lifetime = int(min(3600, window + args.timeout + 600))
-    rate = load.rate(server.name)
+    rate = rates.get(server.name, first_guess)
     for _attempt in range(POOL_ATTEMPTS):
         count = math.ceil(rate * (window + 1) * 1.25) + 4 * args.concurrency
-        pool = load.pools / f"{_slug(server.name)}-{scenario.name}.pool"
-        signing = crd.write_pool(pool, load.signer, audience, template, count, lifetime=lifetime)
-        print(f"  ({count:,} {load.signer.alg} JWTs signed in {signing:.1f}s)", flush=True)
+        pool = pools / f"{_slug(server.name)}-{scenario.name}.pool"
+        seconds = requests.write(pool, count)
+        print(f"  ({count:,} {requests.what} in {seconds:.1f}s)", flush=True)
         spec = LoadSpec(
             host=HOST,
             port=server.port,
@@ -558,9 +627,9 @@ def measure_crd(
             duration=args.duration,
             timeout=args.timeout,
             pool_path=str(pool),
-            head_template=template.head,
-            body_template=template.body,
-            head_slots=1,
+            head_template=requests.head,
+            body_template=requests.body,
+            head_slots=requests.head_slots,
         )
         run = measure(server, scenario, spec, env)
         pool.unlink(missing_ok=True)
@@ -568,11 +637,54 @@ def measure_crd(
         observed = result.completed_total / result.ran_s if result.ran_s else rate
         if not result.pool_exhausted:
             # Twice the rate seen: the next run of this target may well be faster.
-            load.rates[server.name] = max(2 * observed, 1.0)
+            rates[server.name] = max(2 * observed, 1.0)
             return run
         rate = max(observed, rate) * 1.6
-        print(f"  (the pool of {count:,} JWTs ran out: running again with a larger one)")
-    raise BenchError(f"{scenario.name} against {server.name}: the JWT pool kept running out")
+        print(f"  (the pool of {count:,} requests ran out: running again with a larger one)")
+    raise BenchError(f"{scenario.name} against {server.name}: the request pool kept running out")
+
+
+def measure_crd(
+    server: Server,
+    scenario: Scenario,
+    audience: str,
+    load: CrdLoad,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> Run:
+    """A CRD run: a pool of fresh signed JWTs (one per request, never replayed)."""
+    template = crd.request_template(HOST, server.port, distinct_orders=scenario.distinct_orders)
+    lifetime = int(min(3600, args.warmup + args.duration + args.timeout + 600))
+
+    def write(path: Path, count: int) -> float:
+        return crd.write_pool(path, load.signer, audience, template, count, lifetime=lifetime)
+
+    requests = PooledRequests(
+        template.head, template.body, 1, f"{load.signer.alg} JWTs signed", write
+    )
+    return measure_pooled(
+        server, scenario, requests, load.rates, load.rate(server.name), load.pools, args, env
+    )
+
+
+def measure_pas(
+    server: Server,
+    scenario: Scenario,
+    token: str | None,
+    rates: dict[str, float],
+    pools: Path,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> Run:
+    """A PAS run: a pool of fresh Bundle and Claim identifiers (each request a new submission)."""
+    template = pas.request_template(HOST, server.port, token)
+
+    def write(path: Path, count: int) -> float:
+        return pas.write_pool(path, template, count)
+
+    requests = PooledRequests(template.head, template.body, 0, "fresh identifier pairs", write)
+    guess = PAS_RATE_GUESS[BARE if server.name == BARE else GREENLIGHT]
+    return measure_pooled(server, scenario, requests, rates, guess, pools, args, env)
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -693,6 +805,18 @@ def crd_verdicts(runs: list[Run]) -> list[str]:
 DTR_NEXT_QUESTION_P99_MS = 100.0
 
 
+def _beside_bare(run: Run, reference: Run | None, *, with_rps: bool) -> str:
+    """The verdict line's comparison with the bare app ("" without a bare run)."""
+    if reference is None or not reference.result.p50_ms or not reference.result.p99_ms:
+        return ""
+    r, b = run.result, reference.result
+    rate = f"{b.rps:,.0f} req/s, " if with_rps else ""
+    return (
+        f" Bare app {rate}p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms: Greenlight p50 "
+        f"{r.p50_ms / b.p50_ms:.2f}x, p99 {r.p99_ms / b.p99_ms:.2f}x."
+    )
+
+
 def dtr_verdicts(runs: list[Run]) -> list[str]:
     """Issue 5's check on `dtr-next-question` (p99 <= 100 ms), and each DTR scenario beside the
     bare app (p50 and p99 ratios, for information)."""
@@ -702,14 +826,7 @@ def dtr_verdicts(runs: list[Run]) -> list[str]:
         if not run.scenario.startswith("dtr-") or not run.target.startswith(GREENLIGHT):
             continue
         r = run.result
-        reference = bare.get(run.scenario)
-        beside = ""
-        if reference is not None and reference.result.p50_ms and reference.result.p99_ms:
-            b = reference.result
-            beside = (
-                f" Bare app p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms: Greenlight p50 "
-                f"{r.p50_ms / b.p50_ms:.2f}x, p99 {r.p99_ms / b.p99_ms:.2f}x."
-            )
+        beside = _beside_bare(run, bare.get(run.scenario), with_rps=False)
         if run.scenario == "dtr-next-question":
             ok = r.requests > 0 and r.errors == 0 and r.p99_ms <= DTR_NEXT_QUESTION_P99_MS
             out.append(
@@ -722,6 +839,29 @@ def dtr_verdicts(runs: list[Run]) -> list[str]:
                 f"**{run.scenario} / {run.target}** (for information) - p50 {r.p50_ms:.2f} ms, "
                 f"p99 {r.p99_ms:.2f} ms, {r.errors} errors.{beside}"
             )
+    return out
+
+
+# Issue 6: `Claim/$submit` on the certified path, 16 concurrent, answered within 1 s at p99.
+PAS_SUBMIT_P99_MS = 1000.0
+
+
+def pas_verdicts(runs: list[Run]) -> list[str]:
+    """Issue 6's check on `pas-submit` (p99 < 1 s, no errors), beside the bare app."""
+    bare = {run.scenario: run for run in runs if run.target == BARE}
+    out = []
+    for run in runs:
+        if run.scenario != "pas-submit" or not run.target.startswith(GREENLIGHT):
+            continue
+        r = run.result
+        beside = _beside_bare(run, bare.get(run.scenario), with_rps=True)
+        ok = r.requests > 0 and r.errors == 0 and r.p99_ms < PAS_SUBMIT_P99_MS
+        out.append(
+            f"**{run.scenario} / {run.target} target (certified path, p99 < "
+            f"{PAS_SUBMIT_P99_MS:g} ms, no errors): {_met(ok)}** - {r.rps:,.0f} req/s, p50 "
+            f"{r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {r.errors} errors, server CPU "
+            f"{run.server_cpu_ms_per_request:.1f} ms/req.{beside}"
+        )
     return out
 
 
@@ -791,7 +931,7 @@ def render_markdown(
     out = ["# Greenlight benchmark", ""]
     out += [f"- **{key}**: {value}" for key, value in facts.items()]
     out += ["", render_table(runs), ""]
-    checks = [verdict(runs), *crd_verdicts(runs), *dtr_verdicts(runs)]
+    checks = [verdict(runs), *crd_verdicts(runs), *dtr_verdicts(runs), *pas_verdicts(runs)]
     for check in checks:
         if check:
             out += [check, ""]
@@ -875,6 +1015,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=READY_TIMEOUT,
         help="seconds a server may take to start (%(default)s; raised for large topic sets)",
     )
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default="sqlite",
+        help="Greenlight's database: a SQLite file, or a throwaway PostgreSQL cluster started "
+        "(and stopped) by the run (%(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="markdown report (%(default)s)"
@@ -957,13 +1104,63 @@ def run(args: argparse.Namespace) -> int:
         print("note: app/api/smart.py (the token endpoint) is missing: running with auth OFF")
     startups: list[TopicStartup] = []
     args.load_before = _load_average()
-    with _workspace(args.keep) as work:
+    with _workspace(args.keep) as work, _databases(args.database) as databases:
+        args.database_fact = databases.describe()
         try:
-            runs = _drive(args, auth, work, startups)
+            runs = _drive(args, auth, work, startups, databases)
         finally:
-            stop_all()
+            stop_all()  # Greenlight first, then (leaving the `with`) its database server
     report(args, auth, runs, startups)
     return 0
+
+
+@dataclass(frozen=True)
+class Databases:
+    """Where each Greenlight instance gets a new, empty database: a SQLite file in its own
+    directory, or a new database on the throwaway PostgreSQL cluster."""
+
+    cluster: PostgresCluster | None = None
+
+    def new_url(self, home: Path) -> str:
+        if self.cluster is None:
+            return f"sqlite+aiosqlite:///{home / 'bench.db'}"
+        try:
+            return self.cluster.create_database()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            raise BenchError(f"creating a PostgreSQL database failed: {exc}") from exc
+
+    def describe(self) -> str:
+        if self.cluster is None:
+            return "SQLite (aiosqlite, WAL) in a temporary directory"
+        return (
+            f"PostgreSQL {self.cluster.version} (asyncpg), a throwaway cluster on 127.0.0.1 "
+            "started for this run as the tests start theirs (app/devtools/postgres.py: fsync, "
+            "synchronous_commit and full_page_writes off), a new database per Greenlight"
+        )
+
+
+@contextlib.contextmanager
+def _databases(kind: str) -> Iterator[Databases]:
+    """The database backend for the run; a PostgreSQL cluster is stopped (and its files deleted)
+    on any exit."""
+    if kind == "sqlite":
+        yield Databases()
+        return
+    print("starting a throwaway PostgreSQL cluster", flush=True)
+    try:
+        cluster = PostgresCluster.start()
+    except PostgresUnavailableError as exc:
+        raise BenchError(f"{exc}; `make postgres-server` installs it") from exc
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"PostgreSQL did not start: {exc}") from exc
+    print(f"  PostgreSQL {cluster.version} on {HOST}:{cluster.port}", flush=True)
+    try:
+        yield Databases(cluster)
+    finally:
+        try:
+            cluster.stop()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"stopping PostgreSQL failed: {exc}", file=sys.stderr)
 
 
 def _load_average() -> str:
@@ -1041,7 +1238,9 @@ def _start_greenlight(
     secret: str,
     topic_count: int | None,
     startups: list[TopicStartup],
+    databases: Databases,
     with_dtr: bool = False,
+    with_pas: bool = False,
 ) -> Instance:
     """Start (and seed) one Greenlight: its own database, data directory and rules directory."""
     port = free_port()
@@ -1050,7 +1249,7 @@ def _start_greenlight(
     home.mkdir()
     env = {
         **base_env,
-        "GREENLIGHT_DATABASE_URL": f"sqlite+aiosqlite:///{home / 'bench.db'}",
+        "GREENLIGHT_DATABASE_URL": databases.new_url(home),
         "GREENLIGHT_DATA_DIR": str(home / "data"),
         "GREENLIGHT_BASE_URL": base,
         "GREENLIGHT_LOG_LEVEL": "warning",
@@ -1063,6 +1262,13 @@ def _start_greenlight(
         env["GREENLIGHT_CLIENTS"] = client.registration()
     if signer is not None:
         env["GREENLIGHT_CDS_CLIENTS"] = signer.registration()
+    # As a deployed server runs: inbound payloads validated against the IG profiles
+    # (GREENLIGHT_VALIDATION's default, `warn`); without packages validation would be skipped,
+    # a lighter path than any real set-up, so PAS refuses to run without them.
+    if (IG_PACKAGES / "hl7.fhir.r4.core.tgz").exists():
+        env["GREENLIGHT_IG_PACKAGES"] = str(IG_PACKAGES)
+    elif with_pas:
+        raise BenchError(f"pas-submit needs the FHIR IG packages in {IG_PACKAGES}")
     ready_timeout: float = args.ready_timeout
     startup: TopicStartup | None = None
     if topic_count is not None:
@@ -1092,7 +1298,7 @@ def _start_greenlight(
             0.0,
             0.0,
         )
-    if signer is not None or with_dtr:
+    if signer is not None or with_dtr or with_pas:
         print("loading the demo payer (greenlight demo-data)", flush=True)
         _subprocess([*_greenlight_base(), "demo-data"], env, 600, "greenlight demo-data")
     print(f"starting {label} on {base} ({args.workers} worker(s), auth {'on' if auth else 'off'})")
@@ -1116,11 +1322,18 @@ def _start_greenlight(
         seeded.bodies["crd"] = seed_crd(server, signer)
     if with_dtr:
         seed_dtr(server, token, seeded)
+    if with_pas:
+        claim_token = client.fetch_token(base, PAS_SCOPE) if client is not None else None
+        seed_pas(server, claim_token, seeded)
     return Instance(server, token, seeded)
 
 
 def _drive(
-    args: argparse.Namespace, auth: bool, work: Path, startups: list[TopicStartup]
+    args: argparse.Namespace,
+    auth: bool,
+    work: Path,
+    startups: list[TopicStartup],
+    databases: Databases,
 ) -> list[Run]:
     """Start the servers, seed, run every scenario against each target; the runs in order."""
     scenarios: list[Scenario] = args.scenario_list
@@ -1133,6 +1346,8 @@ def _drive(
     needs_crd = any(scenario.kind == "crd" for scenario in scenarios)
     signer = crd.CdsSigner.generate(args.cds_alg) if needs_crd else None
     needs_dtr = any(scenario.kind == "dtr" for scenario in scenarios)
+    needs_pas = any(scenario.kind == "pas" for scenario in scenarios)
+    pas_rates: dict[str, float] = {}
     pools = work / "pools"
     pools.mkdir()
     load = CrdLoad(signer, pools, {}) if signer is not None else None
@@ -1155,7 +1370,9 @@ def _drive(
             secret=secret,
             topic_count=count,
             startups=startups,
+            databases=databases,
             with_dtr=needs_dtr,
+            with_pas=needs_pas,
         )
         if first is None:
             first = instance
@@ -1170,13 +1387,20 @@ def _drive(
         for scenario in scenarios:
             token = instance.token
             if client is not None and scenario.authenticated and scenario.kind != "crd":
-                token = client.fetch_token(instance.server.base_url)  # fresh for each scenario
+                # fresh for each scenario; $submit's holds only the scope it needs
+                scope = PAS_SCOPE if scenario.kind == "pas" else CLIENT_SCOPE
+                token = client.fetch_token(instance.server.base_url, scope)
             for server in targets:
                 if scenario.kind == "crd":
                     assert load is not None
                     audience = crd.service_url(instance.server.base_url)
                     crd_smoke_test(server, load.signer, audience)
                     runs.append(measure_crd(server, scenario, audience, load, args, base_env))
+                elif scenario.kind == "pas":
+                    pas_smoke_test(server, token)
+                    runs.append(
+                        measure_pas(server, scenario, token, pas_rates, pools, args, base_env)
+                    )
                 else:
                     smoke_test(server, scenario, instance.seed, token)
                     spec = _fixed_spec(args, server, scenario, instance.seed, token)
@@ -1288,7 +1512,7 @@ def report(
         ),
         "workers": f"{args.workers} uvicorn worker(s) for both Greenlight and the bare app",
         "auth": auth_fact,
-        "database": "SQLite (aiosqlite, WAL) in a temporary directory",
+        "database": getattr(args, "database_fact", args.database),
         "machine load": _load_fact(getattr(args, "load_before", "?"), _load_average()),
     }
     if "crd" in scenario_kinds:
@@ -1303,6 +1527,14 @@ def report(
             "demo payer loaded; request bodies built at run time from the Inferno DTR kit "
             "fixtures and Greenlight's own step-1 answer, answers checked while seeding"
         )
+    if "pas" in scenario_kinds:
+        facts["pas"] = (
+            f"demo payer loaded; Greenlight validates request Bundles against the PAS profiles "
+            f"(GREENLIGHT_VALIDATION default `warn`, GREENLIGHT_IG_PACKAGES={IG_PACKAGES}, as "
+            f"for every scenario); tokens for pas-submit hold only {PAS_SCOPE}; a "
+            "pool of fresh Bundle/Claim identifiers per run, each request a new submission"
+        )
+    if scenario_kinds & {"dtr", "pas"}:
         for name, fact in getattr(args, "seed_facts", {}).items():
             facts[name] = fact
     if startups:

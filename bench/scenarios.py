@@ -10,6 +10,10 @@ harness signs before each run instead of one fixed request.
 The `dtr` scenarios are FHIR operations (`bench/dtr.py`) whose bodies the harness builds while
 seeding: `dtr-next-question` loads a follow-up step, so its body holds Greenlight's own answer to
 the first step.
+
+The `pas` scenario is PAS `Claim/$submit` (`bench/pas.py`): every request must be a new
+submission (a resent Bundle gets its stored answer), so, like the `crd` ones, its requests come
+from a pool of fresh identifiers written before each run.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
-from bench import crd, dtr
+from bench import crd, dtr, pas
 
 FHIR_JSON = "application/fhir+json"
 
@@ -97,8 +101,9 @@ class Scenario:
     body: bytes = b""
     description: str = ""
     # `fhir`: one fixed request (`request_bytes`); `crd`: pooled order-sign calls (`bench/crd.py`);
-    # `dtr`: one fixed request whose body is built while seeding (`bench/dtr.py`).
-    kind: Literal["fhir", "crd", "dtr"] = "fhir"
+    # `dtr`: one fixed request whose body is built while seeding (`bench/dtr.py`); `pas`: pooled
+    # `Claim/$submit` calls, a fresh Bundle and Claim identifier each (`bench/pas.py`).
+    kind: Literal["fhir", "crd", "dtr", "pas"] = "fhir"
     # crd: a new ServiceRequest id per request (Greenlight writes a new coverage assertion each
     # time) instead of the same order (its stored assertion is reused, CRD resp-36).
     distinct_orders: bool = False
@@ -202,6 +207,17 @@ SCENARIOS: dict[str, Scenario] = {
             kind="dtr",
             description="DTR $next-question, lumbar-mri adaptive form: a follow-up step (the "
             "step-1 questions answered; Greenlight adds the next ones)",
+        ),
+        Scenario(
+            name="pas-submit",
+            method="POST",
+            path=pas.SUBMIT_PATH,
+            expected_status=200,
+            authenticated=True,
+            kind="pas",
+            description="PAS Claim/$submit, certified path: the Inferno PAS 2.0.1 approval "
+            "payload edited for approval (lumbar MRI by a gold-carded NPI -> A1), a new "
+            "Bundle and Claim identifier per request (every call is a new submission)",
         ),
     )
 }

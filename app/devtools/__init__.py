@@ -1,0 +1,1 @@
+"""Development tools shared by the test suite and the benchmark harness (never by the server)."""

@@ -6,11 +6,12 @@
   matches the member, decides the order and packages the form, its CQL Libraries and value sets.
 - `dtr-next-question` sends a **follow-up** step of the adaptive lumbar spine MRI form
   (`questionnaires/lumbar-mri/adaptive.yaml`). While seeding, the harness asks for the adaptive
-  package (the IG's conformant input + the adaptive Questionnaire's canonical, as Inferno's
-  adaptive group and tests/dtr do), sends the draft response to `$next-question` (step 1: the
-  presentation questions), answers those questions (no red flag) and sends that: the request
-  loaded is the last one, and Greenlight answers it with the conservative therapy and prior
-  imaging questions added.
+  package (the IG's conformant input's Coverage + the adaptive Questionnaire's canonical, as
+  `app/demo/inferno/dtr_adaptive_questionnaire_request.json` does for Inferno's adaptive group;
+  the input's own order, a blood gas panel, has a static form of its own), sends the draft
+  response to `$next-question` (step 1: the presentation questions), answers those questions
+  (no red flag) and sends that: the request loaded is the last one, and Greenlight answers it
+  with the conservative therapy and prior imaging questions added.
 
 The fixtures are read from the shared Inferno kit next to the repository, never copied here.
 `$next-question` keeps no state (the response carries it all), so the same follow-up request can
@@ -93,8 +94,10 @@ def adaptive_canonical(flow: Path = ADAPTIVE_FLOW) -> str:
 
 
 def adaptive_package_request(fixture: Path = CONFORMANT_FIXTURE) -> bytes:
-    """The IG's conformant package input naming the adaptive lumbar MRI Questionnaire."""
+    """The IG's conformant package input naming the adaptive lumbar MRI Questionnaire instead of
+    ordering (its blood gas panel would add that topic's static form to the package)."""
     body = _read(fixture)
+    body["parameter"] = [p for p in body["parameter"] if p.get("name") != "order"]
     body["parameter"].append({"name": "questionnaire", "valueCanonical": adaptive_canonical()})
     return orjson.dumps(body)
 

@@ -43,12 +43,12 @@ from app.dtr.content import (
     DtrContent,
     DtrContentError,
     content_for,
-    expand,
     split_canonical,
     walk_items,
 )
 from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError, Issue
+from app.fhir.quick_check import conforms
 
 FLOW_FILE = "adaptive.yaml"
 INFORMATION_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
@@ -233,16 +233,22 @@ _VALID_CONTAINED: OrderedDict[str, None] = OrderedDict()  # digests of contained
 _VALID_CONTAINED_MAX = 1024
 
 
+def _check_shell(response: dict[str, Any]) -> None:
+    """The response (without `contained`) checked as R4: the quick check for the common, valid
+    case; the R4 models for anything it does not accept (they answer 400 naming the element)."""
+    if not conforms(response, "QuestionnaireResponse"):
+        check_resource(response, path_prefix="QuestionnaireResponse")
+
+
 def _checked_response(response: dict[str, Any]) -> dict[str, Any]:
     """The response checked as R4 (400 naming the element otherwise). Its contained adaptive
     Questionnaire is mostly Greenlight's own previous output, with few distinct states per flow:
     each distinct one is checked once (by digest), not on every step."""
     contained = response.get("contained")
     if not isinstance(contained, list):
-        return check_resource(response, path_prefix="QuestionnaireResponse")
-    check_resource(
-        {k: v for k, v in response.items() if k != "contained"}, path_prefix="QuestionnaireResponse"
-    )
+        _check_shell(response)
+        return response
+    _check_shell({k: v for k, v in response.items() if k != "contained"})
     for index, resource in enumerate(contained):
         digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
         if digest in _VALID_CONTAINED:
@@ -309,21 +315,17 @@ class ResponseChecker:
         self.today = today
         self.issues: list[Issue] = []
 
-    def _allowed(self, item: dict[str, Any]) -> set[tuple[str, str]] | None:
+    def _allowed(self, item: dict[str, Any]) -> frozenset[tuple[str, str]] | None:
         canonical = item.get("answerValueSet")
         if canonical:
-            valueset = self.content.valueset(str(canonical))
-            if valueset is None:
-                return None
-            contains = expand(valueset, self.today)["expansion"]["contains"]
-            return {(str(c["system"]), str(c["code"])) for c in contains}
+            return self.content.codes(str(canonical))  # the expansion's codes, computed once
         options = item.get("answerOption")
         if options:
-            return {
+            return frozenset(
                 (str(o["valueCoding"].get("system")), str(o["valueCoding"].get("code")))
                 for o in options
                 if "valueCoding" in o
-            }
+            )
         return None
 
     def check(self, response: dict[str, Any]) -> list[Issue]:

@@ -96,6 +96,9 @@ class DtrContent:
     libraries: dict[str, LibraryContent] = field(default_factory=dict)  # by url
     valuesets: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)  # canonical url -> file
+    _codes: dict[str, frozenset[tuple[str, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def questionnaire(self, canonical: str) -> dict[str, Any] | None:
         """The Questionnaire a (possibly versioned) canonical names, or None."""
@@ -110,6 +113,18 @@ class DtrContent:
         found = self.libraries.get(url)
         if found is None or (version and found.version != version):
             return None
+        return found
+
+    def codes(self, canonical: str) -> frozenset[tuple[str, str]] | None:
+        """(system, code) of every active concept of the value set a canonical names (what its
+        expansion holds, whatever the day), or None when it is not published. Computed once."""
+        found = self._codes.get(canonical)
+        if found is None:
+            valueset = self.valueset(canonical)
+            if valueset is None:
+                return None
+            found = frozenset((c["system"], c["code"]) for c in active_concepts(valueset))
+            self._codes[canonical] = found
         return found
 
     def library_named(self, name: str) -> LibraryContent | None:
@@ -176,9 +191,9 @@ def walk_items(items: Any) -> Iterator[dict[str, Any]]:
                     yield from walk_items(answer.get("item"))
 
 
-def expand(valueset: dict[str, Any], today: date) -> dict[str, Any]:
-    """The value set with an expansion as of `today` (active codes only: DTR oper-5; the payer's
-    value sets enumerate their concepts, and an `inactive` concept property drops a code)."""
+def active_concepts(valueset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The expansion's `contains`: active codes only (DTR oper-5; the payer's value sets
+    enumerate their concepts, and an `inactive` concept property drops a code)."""
     contains = []
     for include in (valueset.get("compose") or {}).get("include") or []:
         for concept in include.get("concept") or []:
@@ -191,6 +206,12 @@ def expand(valueset: dict[str, Any], today: date) -> dict[str, Any]:
             if concept.get("display"):
                 entry["display"] = concept["display"]
             contains.append(entry)
+    return contains
+
+
+def expand(valueset: dict[str, Any], today: date) -> dict[str, Any]:
+    """The value set with an expansion as of `today` (`active_concepts`)."""
+    contains = active_concepts(valueset)
     expanded = dict(valueset)
     expanded["expansion"] = {
         "identifier": f"urn:uuid:{_expansion_id(valueset, today)}",

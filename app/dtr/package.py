@@ -4,7 +4,11 @@ CRD coverage assertion, or an explicit canonical) needs, each packaged with what
 - Orders are mapped to topics by the same decision function CRD uses (`app.rules.engine.decide`);
   a `context` that is a CRD `coverage-assertion-id` reuses the decisions stored with it (DTR
   spec-107), re-deciding only orders that were not part of it or whose codes changed (prof-1;
-  other changes such as status or notes are tolerated, spec-128).
+  other changes such as status or notes are tolerated, spec-128). A `context` that is the number
+  a pended PAS response issued (DTR spec-109, PAS ainfo-3; `app.pas.dtr_context`) gives the
+  documentation templates of the request's pended services; the draft response is tagged with
+  the request's number (`PA_REQUEST_TAG_SYSTEM`) so the completed one is linked to it. A context
+  of another member's coverage is a 400 (spec-129), an unknown one a 404 (spec-130).
 - Each package is a `collection` Bundle: the Questionnaire first (dtrb-1), one draft
   QuestionnaireResponse (oper-18), the Libraries it names with `cqf-library` and, recursively,
   what they depend on (oper-12), then the value sets, expanded inline (oper-14, oper-15).
@@ -29,8 +33,10 @@ from app.dtr.content import (
     is_adaptive,
     split_canonical,
 )
+from app.dtr.responses import PA_REQUEST_TAG_SYSTEM
 from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError, Issue, operation_outcome
+from app.pas.dtr_context import find_requests
 from app.rules.engine import Decision, OrderContext, decide
 from app.rules.loader import TopicSet
 from app.rules.orders import ORDER_TYPES, order_codings
@@ -44,6 +50,7 @@ INTENDED_USE = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/intendedU
 CRD_TEMP = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
 NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 DTR_ADAPT = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/dtr-questionnaire-adapt"
+CONTEXT_PATH = "Parameters.parameter[context].valueString"
 PACKAGE_ORDER_TYPES = frozenset(
     (*ORDER_TYPES, "SupplyRequest", "ImmunizationRecommendation")
 )  # the input profile's order types
@@ -77,6 +84,7 @@ class _Selection:
     questionnaire: dict[str, Any]
     orders: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    pa_requests: list[str] = field(default_factory=list)  # reference numbers (PAS context)
 
 
 def _bad(message: str, *expression: str, code: str = "invalid") -> FhirError:
@@ -222,7 +230,11 @@ class PackageBuilder:
     # ---- choosing questionnaires --------------------------------------------------------------
 
     def _select(
-        self, canonical: str, order: dict[str, Any] | None, decision: Decision | None
+        self,
+        canonical: str,
+        order: dict[str, Any] | None,
+        decision: Decision | None,
+        pa_request: str | None = None,
     ) -> None:
         questionnaire = self.services.content.questionnaire(canonical)
         if questionnaire is None:
@@ -240,6 +252,8 @@ class PackageBuilder:
             selection.orders.append(order)
         if decision is not None:
             selection.decisions.append(decision)
+        if pa_request is not None and pa_request not in selection.pa_requests:
+            selection.pa_requests.append(pa_request)
 
     def _decide(self, order: dict[str, Any], membership: Membership) -> Decision:
         context = OrderContext(
@@ -252,6 +266,18 @@ class PackageBuilder:
         if decision.questionnaires:
             for canonical in decision.questionnaires:
                 self._select(canonical, order, decision)
+        elif decision.topic_id is None and not order_codings(order):
+            text = ((order.get("code") or {}).get("text") or "").strip()
+            self.issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    f"{ref}: the order carries no code"
+                    + (f" (only the text '{text}')" if text else "")
+                    + ", so no coverage rule can name it and no documentation template applies",
+                    (ref,),
+                )
+            )
         elif decision.topic_id is None:
             self.issues.append(
                 Issue(
@@ -292,18 +318,12 @@ class PackageBuilder:
         context = str(request.context)
         assertion = await self.services.assertions.get(context)
         if assertion is None:
-            raise FhirError.single(
-                404,
-                "not-found",
-                f"The context '{context}' is not a coverage assertion id from this payer's CRD "
-                "service or a prior authorization (PAS) trace number it issued",
-                "Parameters.parameter[context].valueString",
-            )
+            await self._from_pa_request(request, membership)
+            return
         member = (membership.member_coverage or {}).get("id")
         if assertion.member_coverage_id and member != assertion.member_coverage_id:
             raise _bad(  # DTR spec-129
-                f"The context '{context}' was issued for another member's coverage",
-                "Parameters.parameter[context].valueString",
+                f"The context '{context}' was issued for another member's coverage", CONTEXT_PATH
             )
         self.assertion = assertion
         given = {_reference(o): o for o in request.orders if o.get("id")}
@@ -328,6 +348,58 @@ class PackageBuilder:
                     "coverage rules, or ask CRD again.",
                 )
             )
+
+    async def _from_pa_request(self, request: PackageInput, membership: Membership) -> None:
+        """A context issued by PAS (DTR spec-109, PAS ainfo-3): the documentation templates of
+        the request's pended services, for the member the request was made for."""
+        context = str(request.context)
+        member = (membership.member_coverage or {}).get("id")
+        found = await find_requests(self.services.store.database, context)
+        own = [r for r in found if member is not None and r.member_coverage_id == member]
+        if not own:
+            if any(r.payer_issued for r in found):
+                raise _bad(  # DTR spec-129
+                    f"The context '{context}' was issued for another member's coverage",
+                    CONTEXT_PATH,
+                )
+            raise FhirError.single(  # DTR spec-130
+                404,
+                "not-found",
+                f"The context '{context}' is not a coverage assertion id from this payer's CRD "
+                "service or a prior authorization (PAS) trace number it issued",
+                CONTEXT_PATH,
+            )
+        pa_request = own[0]  # a payer-issued match, else the member's newest request
+        number = pa_request.reference_number
+        given = {_reference(o): o for o in request.orders if o.get("id")}
+        pended = [item for item in pa_request.items if item.pended and item.topic_id]
+        if pa_request.case_status != "pended":
+            self.issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    f"The prior authorization request {number} is no longer pended "
+                    f"({pa_request.case_status}): it needs no more documentation",
+                )
+            )
+            pended = []
+        elif not pended:
+            self.issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    f"No service of the prior authorization request {number} waits for "
+                    "documentation",
+                )
+            )
+        for item in pended:
+            topic = self.services.topics.topics.get(str(item.topic_id))
+            if topic is None:  # the topic was withdrawn since the request was adjudicated
+                continue
+            order = given.pop(str(item.order_ref), None) or pa_request.order(item.order_ref)
+            for canonical in topic.topic.documentation.questionnaires:
+                self._select(canonical, order, None, pa_request=number)
+        self._from_orders(list(given.values()), membership)  # orders the request did not hold
 
     def _from_canonicals(self, canonicals: Sequence[str]) -> None:
         for canonical in canonicals:
@@ -446,11 +518,24 @@ class PackageBuilder:
         response: dict[str, Any] = {
             "resourceType": "QuestionnaireResponse",
             "id": str(uuid.uuid4()),
-            "extension": extensions,
-            "questionnaire": f"{questionnaire['url']}|{questionnaire['version']}",
-            "status": "in-progress",
-            "authored": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
+        if selection.pa_requests:  # so the completed response names the PA request (PAS context)
+            response["meta"] = {
+                "tag": [
+                    {
+                        "system": PA_REQUEST_TAG_SYSTEM,
+                        "code": number,
+                        "display": "Prior authorization request",
+                    }
+                    for number in selection.pa_requests
+                ]
+            }
+        response["extension"] = extensions
+        response["questionnaire"] = f"{questionnaire['url']}|{questionnaire['version']}"
+        response["status"] = "in-progress"
+        response["authored"] = (
+            datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        )
         subject = _subject(request)
         if subject:
             response["subject"] = {"reference": subject}

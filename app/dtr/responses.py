@@ -5,6 +5,9 @@ whether they meet the topic's documentation requirement, so PAS adjudication can
   carries (the draft in a `$questionnaire-package` built from a CRD context has one, DTR spec-107),
   and the orders and coverages of its `qr-context` extensions. A stored response is tagged with its
   assertion ids (`meta.tag`, system `ASSERTION_TAG_SYSTEM`) so it can be searched by assertion.
+  A response to a package asked for with a PAS context (DTR spec-109) carries the prior
+  authorization request's reference number as a tag from the draft on (`PA_REQUEST_TAG_SYSTEM`),
+  so it is found by request the same way (`responses_for_pa_request`).
 - Evaluation: the topic is the one whose documentation names the response's Questionnaire (or the
   standard form an adaptive form asks from). A response satisfies the requirement when it is
   `completed` and every enabled required item (enableWhen evaluated on its answers) is answered.
@@ -32,6 +35,7 @@ COVERAGE_INFORMATION = (
 )
 QR_CONTEXT = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/qr-context"
 ASSERTION_TAG_SYSTEM = "https://greenlight.example.org/fhir/CodeSystem/coverage-assertion"
+PA_REQUEST_TAG_SYSTEM = "https://greenlight.example.org/fhir/CodeSystem/pa-request"
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,18 @@ class ResponseLinks:
 
     assertion_ids: tuple[str, ...] = ()
     contexts: tuple[str, ...] = ()  # qr-context references (orders, coverages, encounters)
+    pa_requests: tuple[str, ...] = ()  # reference numbers of prior authorization requests
 
 
 def links_of(response: dict[str, Any]) -> ResponseLinks:
     assertions: list[str] = []
     contexts: list[str] = []
+    requests: list[str] = []
+    for tag in (response.get("meta") or {}).get("tag") or []:
+        if not isinstance(tag, dict) or tag.get("system") != PA_REQUEST_TAG_SYSTEM:
+            continue
+        if tag.get("code") and str(tag["code"]) not in requests:
+            requests.append(str(tag["code"]))
     for ext in response.get("extension") or []:
         if ext.get("url") == COVERAGE_INFORMATION:
             for sub in ext.get("extension") or []:
@@ -55,7 +66,7 @@ def links_of(response: dict[str, Any]) -> ResponseLinks:
             reference = (ext.get("valueReference") or {}).get("reference")
             if reference and reference not in contexts:
                 contexts.append(str(reference))
-    return ResponseLinks(tuple(assertions), tuple(contexts))
+    return ResponseLinks(tuple(assertions), tuple(contexts), tuple(requests))
 
 
 def tagged(response: dict[str, Any]) -> dict[str, Any]:
@@ -72,10 +83,21 @@ def tagged(response: dict[str, Any]) -> dict[str, Any]:
 
 async def responses_for_assertion(store: ResourceStore, assertion_id: str) -> list[dict[str, Any]]:
     """The stored responses that belong to a CRD coverage assertion, newest first."""
+    return await _tagged_responses(store, ASSERTION_TAG_SYSTEM, assertion_id)
+
+
+async def responses_for_pa_request(
+    store: ResourceStore, reference_number: str
+) -> list[dict[str, Any]]:
+    """The stored responses that belong to a prior authorization request, newest first."""
+    return await _tagged_responses(store, PA_REQUEST_TAG_SYSTEM, reference_number)
+
+
+async def _tagged_responses(store: ResourceStore, system: str, code: str) -> list[dict[str, Any]]:
     spec = store.registry.resources["QuestionnaireResponse"]
     query = parse_search(
         spec,
-        [("_tag", f"{ASSERTION_TAG_SYSTEM}|{assertion_id}"), ("_count", "50")],
+        [("_tag", f"{system}|{code}"), ("_count", "50")],
         fhir_base="",
         default_count=50,
         max_count=50,

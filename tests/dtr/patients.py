@@ -253,3 +253,59 @@ ADALIMUMAB_CONTRADICTORY = bundle(
     medication_request("9524", "2025-04-01", intent="proposal"),
     allergy("6851", verification="refuted"),
 )
+
+# ---- blood gas study -----------------------------------------------------------------------
+
+
+def pulse_oximetry(
+    value: float,
+    effective: str,
+    *,
+    flow: float | None = None,
+    concentration: float | None = None,
+    status: str = "final",
+) -> Resource:
+    """A US Core pulse oximetry Observation (59408-5 and 2708-6), with the inhaled oxygen flow
+    rate (3151-8, L/min) and concentration (3150-0, %) components when given."""
+    resource = observation("59408-5", value, "%", effective, status=status)
+    resource["code"]["coding"].append({"system": LOINC, "code": "2708-6"})
+    components = []
+    for code, amount, unit in (("3151-8", flow, "L/min"), ("3150-0", concentration, "%")):
+        if amount is not None:
+            components.append(
+                {
+                    "code": {"coding": [{"system": LOINC, "code": code}]},
+                    "valueQuantity": {"value": amount, "unit": unit, "system": UCUM, "code": unit},
+                }
+            )
+    if components:
+        resource["component"] = components
+    return resource
+
+
+BLOOD_GAS_PRESENT = bundle(
+    "blood-gas-present",
+    condition("J44.9", onset="2019-03-01"),  # COPD, the earlier disease
+    condition("D58.2", onset="2024-08-01"),  # a hemoglobin variant: oximetry unreliable
+    condition("R09.02", onset="2025-05-01"),  # hypoxemia, a finding: not the indication
+    pulse_oximetry(91, "2025-04-02", flow=0),
+    pulse_oximetry(86, "2025-05-20", flow=2),  # the latest reading, on 2 L/min
+)
+
+BLOOD_GAS_ABSENT = bundle(
+    "blood-gas-absent",
+    condition("M54.50", onset="2024-12-01"),
+    observation("8867-4", 72, "/min", "2025-05-01"),  # a heart rate, not an oximetry reading
+)
+
+BLOOD_GAS_CONTRADICTORY = bundle(
+    "blood-gas-contradictory",
+    condition("T58.91XA", verification="refuted"),  # carbon monoxide ruled out
+    condition("D58.2", verification="entered-in-error"),
+    condition("J96.12", onset="2023-01-10"),  # chronic hypercapnic failure: PaCO2 needed
+    condition("J84.10", onset="2024-06-01", clinical="resolved"),
+    pulse_oximetry(82, "2025-05-28", status="entered-in-error"),
+    pulse_oximetry(85, "2025-05-25", flow=3, status="preliminary"),
+    pulse_oximetry(89, "2025-05-10", concentration=21),  # on room air, by concentration
+    pulse_oximetry(93, "2025-03-01", flow=2),
+)

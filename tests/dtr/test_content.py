@@ -23,18 +23,20 @@ def test_published_content() -> None:
     content = load_content(ROOT)
     assert sorted(q["id"] for q in content.questionnaires.values()) == [
         "adalimumab",
+        "blood-gas",
         "home-oxygen",
         "lumbar-mri",
         "lumbar-mri-adaptive",
     ]
     assert sorted(lib.name for lib in content.libraries.values()) == [
         "AdalimumabPrepopulation",
+        "BloodGasPrepopulation",
         "FHIRHelpers",
         "GreenlightCommon",
         "HomeOxygenPrepopulation",
         "LumbarMRIPrepopulation",
     ]
-    assert len(content.resources()) == 19
+    assert len(content.resources()) == 23
     assert set(load_flows(ROOT, content).flows) == {f"{GL}/Questionnaire/lumbar-mri-adaptive"}
 
 

@@ -27,6 +27,7 @@ FLAG = f"{GL}/CodeSystem/lumbar-red-flags"
 THERAPY = f"{GL}/CodeSystem/conservative-therapy"
 CONDITION = f"{GL}/CodeSystem/oxygen-test-condition"
 OUTCOME = f"{GL}/CodeSystem/dmard-trial-outcome"
+REASON = f"{GL}/CodeSystem/blood-gas-reason"
 
 PAT015 = orjson.loads(
     (INFERNO_FIXTURES / "davinci-dtr-test-kit" / "config" / "pat015_bundle.json").read_bytes()
@@ -96,6 +97,31 @@ CASES: dict[tuple[str, str], dict[str, tuple[dict[str, Any], Expected]]] = {
             },
         ),
     },
+    ("blood-gas", "BloodGasPrepopulation"): {
+        "present": (
+            patients.BLOOD_GAS_PRESENT,
+            {
+                ("indication", "initial"): [f"{ICD}|D58.2"],
+                ("indication", "candidate"): [f"{ICD}|J44.9", f"{ICD}|D58.2", f"{ICD}|R09.02"],
+                ("spo2-result", "initial"): [86],
+                ("spo2-date", "initial"): ["2025-05-20"],
+                ("spo2-on-oxygen", "initial"): [True],
+                ("oximetry-limitation", "initial"): [f"{REASON}|dyshemoglobinemia"],
+            },
+        ),
+        "absent": (patients.BLOOD_GAS_ABSENT, {}),
+        "contradictory": (
+            patients.BLOOD_GAS_CONTRADICTORY,
+            {
+                ("indication", "initial"): [f"{ICD}|J96.12"],
+                ("indication", "candidate"): [f"{ICD}|J96.12"],
+                ("spo2-result", "initial"): [89],
+                ("spo2-date", "initial"): ["2025-05-10"],
+                ("spo2-on-oxygen", "initial"): [False],
+                ("oximetry-limitation", "initial"): [f"{REASON}|ventilation"],
+            },
+        ),
+    },
     ("adalimumab", "AdalimumabPrepopulation"): {
         "present": (
             patients.ADALIMUMAB_PRESENT,
@@ -159,4 +185,4 @@ def test_prefill_assertion_count() -> None:
         questionnaire = content().questionnaire(f"{GL}/Questionnaire/{questionnaire_id}")
         assert questionnaire is not None
         total += sum(1 for _ in expressions(questionnaire)) * len(cases)
-    assert total == 63
+    assert total == 81

@@ -18,6 +18,7 @@ def test_every_library_has_translated_elm() -> None:
         "lumbar-mri",
         "home-oxygen",
         "adalimumab",
+        "blood-gas",
     }
     for path in CQL_FILES:
         assert path.with_suffix(".json").is_file(), f"{path.name}: run `make elm`"

@@ -13,6 +13,13 @@ import httpx
 import orjson
 import pytest
 
+from app.demo.dtr_inputs import (
+    ADAPTIVE_REQUEST,
+    NEXT_QUESTION_REQUESTS,
+    http_post,
+    load,
+    next_question_requests,
+)
 from tests.conftest import INFERNO_FIXTURES
 from tests.dtr.inferno_checks import (
     check_adaptive_package,
@@ -34,11 +41,8 @@ def _kit(path: str) -> Any:
 
 def start(fhir: httpx.Client) -> tuple[dict[str, Any], set[str], set[str]]:
     """The adaptive package for the IG's example member: its draft response, Library urls and
-    names (the first call of Inferno's adaptive group)."""
-    body = _kit("spec/fixtures/questionnaire_package_input_params_conformant.json")
-    body["parameter"].append(
-        {"name": "questionnaire", "valueCanonical": f"{GL}/Questionnaire/lumbar-mri-adaptive"}
-    )
+    names (the first call of Inferno's adaptive group, with the request shipped for testers)."""
+    body = load(ADAPTIVE_REQUEST)
     bundles = check_adaptive_package(fhir.post("/Questionnaire/$questionnaire-package", json=body))
     libraries = resources(bundles, "Library")
     (draft,) = resources(bundles, "QuestionnaireResponse")
@@ -220,6 +224,44 @@ def test_invalid_responses_are_400(fhir: httpx.Client) -> None:
     assert "contained" in _problem(fhir, canonical)
 
 
+@pytest.mark.requirement("DTR", "spec-147")
+@pytest.mark.parametrize(
+    ("edit", "element"),
+    [
+        (lambda r: r.update(authored="yesterday"), "QuestionnaireResponse.authored"),
+        (lambda r: r.pop("status"), "QuestionnaireResponse.status"),
+        (
+            lambda r: r["item"][0]["item"][1].update(bogus=1),
+            "QuestionnaireResponse.item[0].item[1].bogus",
+        ),
+        (
+            lambda r: r["item"][0]["item"][1]["answer"][0].update(valueInteger="ten"),
+            "QuestionnaireResponse.item[0].item[1].answer[0].valueInteger",
+        ),
+        (
+            lambda r: r["item"][0]["item"][0]["answer"][0].update(valueString="x"),
+            "QuestionnaireResponse.item[0].item[0].answer[0]",
+        ),
+        (
+            lambda r: r["item"][0]["item"][1].pop("linkId"),
+            "QuestionnaireResponse.item[0].item[1].linkId",
+        ),
+    ],
+)
+def test_structurally_invalid_responses_are_400_naming_the_element(
+    fhir: httpx.Client, edit: Any, element: str
+) -> None:
+    """Not R4 (bad primitive, unknown or missing element, two types for one answer): 400 with
+    an OperationOutcome naming the element, whichever check (quick or the R4 models) runs."""
+    request = copy.deepcopy(load(NEXT_QUESTION_REQUESTS)[1])
+    edit(request["parameter"][0]["resource"])
+    result = fhir.post(NEXT, json=request)
+    assert result.status_code == 400, result.text
+    outcome = result.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert [i["expression"] for i in outcome["issue"]] == [[element]]
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -232,6 +274,27 @@ def test_kit_invalid_inputs_are_400(fhir: httpx.Client, path: str) -> None:
     response = fhir.post(NEXT, json=_kit(path))
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.requirement("DTR", "spec-36")
+def test_shipped_inferno_adaptive_inputs_pass_the_kit_checks(fhir: httpx.Client) -> None:
+    """`app/demo/inferno/`: the adaptive request and the `next_question_requests` list a tester
+    gives Inferno's adaptive group, sent verbatim (as Inferno's manual mode does), pass DTR-A1 to
+    A8; the list is what `python -m app.demo.dtr_inputs` writes today."""
+    package = fhir.post("/Questionnaire/$questionnaire-package", json=load(ADAPTIVE_REQUEST))
+    bundles = check_adaptive_package(package)
+    libraries = resources(bundles, "Library")
+    shipped = load(NEXT_QUESTION_REQUESTS)
+    answers = [fhir.post(NEXT, json=request) for request in shipped]
+    bodies = check_next_question_responses(
+        answers, {lib["url"] for lib in libraries}, {lib["name"] for lib in libraries}
+    )
+    assert [len(link_ids(b)) for b in bodies] == [5, 11, 12]
+    regenerated = next_question_requests(http_post(fhir), load(ADAPTIVE_REQUEST))
+    assert regenerated == shipped, (
+        "the adaptive form changed: rewrite app/demo/inferno/dtr_next_question_requests.json "
+        "with `python -m app.demo.dtr_inputs --server <a running server>/fhir`"
+    )
 
 
 def test_kit_dinner_sequence_is_not_our_form(fhir: httpx.Client) -> None:

@@ -1,7 +1,10 @@
-"""`POST /fhir/Questionnaire/$questionnaire-package` with the Inferno DTR kit's inputs: the payer
-server preset's static request (DeviceRequest E0424 for pat015, cov015), the IG's conformant
-input and the kit's Postman requests, each checked as Inferno's `dtr_payer_server` suite does
-(inferno_checks.py), and the errors DTR requires (spec-130, oper-9, dtr-1)."""
+"""`POST /fhir/Questionnaire/$questionnaire-package` with the Inferno DTR kit's inputs, as sent:
+the payer server preset's static request (DeviceRequest E0424 for pat015, cov015: home oxygen),
+the IG's conformant input and the Postman "respiratory" request (a blood gas panel, LOINC
+24338-6: the blood-gas topic), the Postman dinner requests (no code: nothing applies) and the
+adaptive request shipped for testers (`app/demo/inferno/`), each checked as Inferno's
+`dtr_payer_server` suite does (inferno_checks.py), and the errors DTR requires (spec-130, oper-9,
+dtr-1)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from app.demo.dtr_inputs import ADAPTIVE_REQUEST, load
 from tests.conftest import INFERNO_FIXTURES
 from tests.dtr.inferno_checks import (
     DTR,
@@ -42,6 +46,8 @@ POSTMAN = [
     "extracted/postman_respiratory_questionnaire_package_request.json",
     "extracted/postman_adaptive_dinner_questionnaire_package_request.json",
 ]
+GAS_PANEL = [CONFORMANT, POSTMAN[1]]  # ServiceRequest LOINC 24338-6 "Gas panel - Blood"
+DINNER = [POSTMAN[0], POSTMAN[2]]  # ServiceRequest with `code.text` "Dinner" and no coding
 
 
 def with_questionnaire(body: dict[str, Any], canonical: str) -> dict[str, Any]:
@@ -133,18 +139,48 @@ def test_value_sets_are_expanded_and_references_versioned(fhir: httpx.Client) ->
         assert_conforms(valueset, "http://hl7.org/fhir/StructureDefinition/ValueSet")
 
 
-@pytest.mark.parametrize("path", [CONFORMANT, *POSTMAN])
-def test_kit_inputs_with_no_applicable_rule_get_an_explanation(
-    fhir: httpx.Client, path: str
-) -> None:
-    """The IG's gas-panel order and the Postman dinner orders name no coverage topic of this
-    payer: 200 with an informational outcome and no package."""
+@pytest.mark.requirement("DTR", "oper-10")
+@pytest.mark.requirement("DTR", "oper-18")
+@pytest.mark.parametrize("path", GAS_PANEL)
+def test_kit_gas_panel_inputs_get_the_blood_gas_package(fhir: httpx.Client, path: str) -> None:
+    """The IG's conformant input and the Postman "respiratory" request, as sent: the blood gas
+    panel is the blood-gas topic's (documentation sent with the order, no prior auth)."""
+    (bundle,) = check_static_package(fhir.post(PACKAGE, json=fixture(path)))
+    kinds = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
+    assert kinds[0] == ("Questionnaire", "blood-gas")
+    assert [k for k in kinds if k[0] == "Library"] == [
+        ("Library", "BloodGasPrepopulation"),
+        ("Library", "FHIRHelpers"),
+        ("Library", "GreenlightCommon"),
+    ]
+    assert {k[1] for k in kinds if k[0] == "ValueSet"} == {
+        "blood-gas-indications",
+        "blood-gas-reasons",
+    }
+    (draft,) = resources([bundle], "QuestionnaireResponse")
+    assert draft["subject"] == {"reference": "Patient/examplepatient"}
+    contexts = [
+        e["valueReference"]["reference"]
+        for e in draft["extension"]
+        if e["url"].endswith("/qr-context")
+    ]
+    assert contexts == ["Coverage/CoverageExample", "ServiceRequest/ServiceRequestExample"]
+    uses = [e for e in draft["extension"] if e["url"].endswith("/intendedUse")]
+    assert [u["valueCodeableConcept"]["coding"][0]["code"] for u in uses] == ["withorder"]
+    assert_conforms(draft, DTR + "dtr-questionnaireresponse", ig=IG)
+
+
+@pytest.mark.parametrize("path", DINNER)
+def test_kit_dinner_inputs_name_nothing_a_rule_can_match(fhir: httpx.Client, path: str) -> None:
+    """The Postman dinner orders carry only the text "Dinner": no coverage rule can name an order
+    without a code, so 200 with an informational outcome and no package (testers use the kit's
+    preset request, the conformant input or the shipped adaptive request instead)."""
     response = fhir.post(PACKAGE, json=fixture(path))
     assert response.status_code == 200, response.text
     body = response.json()
     assert [p["name"] for p in body["parameter"]] == ["operationOutcome"]
     texts = [i["diagnostics"] for i in issues(body) if i["severity"] == "information"]
-    assert any("no coverage rule names this service" in t for t in texts), texts
+    assert any("the order carries no code (only the text 'Dinner')" in t for t in texts), texts
 
 
 @pytest.mark.parametrize("path", [CONFORMANT, *POSTMAN])
@@ -152,9 +188,11 @@ def test_kit_inputs_naming_a_questionnaire_get_a_conformant_package(
     fhir: httpx.Client, path: str
 ) -> None:
     body = with_questionnaire(fixture(path), f"{GL}/Questionnaire/home-oxygen")
-    (bundle,) = check_static_package(fhir.post(PACKAGE, json=body))
-    (draft,) = resources([bundle], "QuestionnaireResponse")
-    assert draft["subject"] == {"reference": "Patient/examplepatient"}
+    bundles = check_static_package(fhir.post(PACKAGE, json=body))
+    expected = ["blood-gas", "home-oxygen"] if path in GAS_PANEL else ["home-oxygen"]
+    assert [b["entry"][0]["resource"]["id"] for b in bundles] == expected
+    for draft in resources(bundles, "QuestionnaireResponse"):
+        assert draft["subject"] == {"reference": "Patient/examplepatient"}
 
 
 def lumbar_order_input() -> dict[str, Any]:
@@ -179,8 +217,8 @@ def test_lumbar_mri_order_gets_the_lumbar_package(fhir: httpx.Client) -> None:
 @pytest.mark.requirement("DTR", "spec-23")
 @pytest.mark.requirement("DTR", "spec-25")
 def test_adaptive_form_package(fhir: httpx.Client) -> None:
-    body = with_questionnaire(fixture(CONFORMANT), f"{GL}/Questionnaire/lumbar-mri-adaptive")
-    (bundle,) = check_adaptive_package(fhir.post(PACKAGE, json=body))
+    """The adaptive request shipped for Inferno testers (the kit's member, the adaptive form)."""
+    (bundle,) = check_adaptive_package(fhir.post(PACKAGE, json=load(ADAPTIVE_REQUEST)))
     questionnaire = bundle["entry"][0]["resource"]
     assert "item" not in questionnaire
     (draft,) = resources([bundle], "QuestionnaireResponse")
@@ -224,7 +262,9 @@ def test_unknown_context_is_4xx(fhir: httpx.Client) -> None:
     body["parameter"].append({"name": "context", "valueString": "no-such-assertion"})
     response = fhir.post(PACKAGE, json=body)
     assert response.status_code == 404
-    assert "no-such-assertion" in response.json()["issue"][0]["diagnostics"]
+    (issue,) = response.json()["issue"]
+    assert "no-such-assertion" in issue["diagnostics"]
+    assert issue["expression"] == ["Parameters.parameter[context].valueString"]
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,11 @@
 
 The same create and update as every other resource type (versioning, `If-Match`, `Prefer`), plus
 what DTR needs from the payer side: the response is tagged with the CRD coverage assertion(s) it
-carries (`app.dtr.responses`), so PAS adjudication and reviewers find it by assertion, and it is
-evaluated against its topic's documentation requirement. `Prefer: return=OperationOutcome`
-answers with that evaluation (topic, completeness, missing required items, auto-approval
-criteria met) instead of the resource.
+carries and keeps the tag naming the prior authorization request its package was asked for
+(`app.dtr.responses`), so PAS adjudication and reviewers find it by assertion or by request
+(`_tag`), and it is evaluated against its topic's documentation requirement.
+`Prefer: return=OperationOutcome` answers with that evaluation (topic, completeness, missing
+required items, auto-approval criteria met, links) instead of the resource.
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ def evaluation_outcome(evaluation: DocumentationEvaluation) -> dict[str, Any]:
     for assertion_id in evaluation.links.assertion_ids:
         issues.append(
             Issue("information", "informational", f"Linked to coverage assertion {assertion_id}")
+        )
+    for number in evaluation.links.pa_requests:
+        issues.append(
+            Issue(
+                "information",
+                "informational",
+                f"Linked to prior authorization request {number}",
+            )
         )
     return operation_outcome(issues)
 

@@ -24,7 +24,8 @@ class ClientConfig(BaseModel):
 
     client_id: str
     scopes: list[str] = Field(
-        description="Allowed scopes, e.g. `system/*.rs` or `system/Claim.cud`",
+        description="Allowed scopes, e.g. `system/*.rs`, `system/Claim.cud`, or "
+        "`greenlight/um.reviewer` (the /um reviewer role); see app/auth/scopes.py",
     )
     jwks_url: str | None = None
     jwks: dict[str, Any] | None = None
@@ -135,7 +136,8 @@ class Settings(BaseSettings):
     )
     um_reviewers: str = Field(
         default="",
-        description="Comma-separated client ids holding the utilization-review role (/um API)",
+        description="Comma-separated client ids holding the utilization-review role (/um API); "
+        "a client registered with the `greenlight/um.reviewer` scope holds it too",
     )
 
     @field_validator("base_url")

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from app.api.context import services
 from app.auth.client_assertion import ALLOWED_ALGORITHMS, OAuthError
+from app.auth.scopes import REVIEWER_SCOPE
 from app.auth.smart import SmartBackendAuth, build_token_service, token_endpoint_url
 from app.auth.tokens import TokenService
 from app.config import Settings
@@ -48,6 +49,7 @@ def smart_configuration(settings: Settings, registry: Registry) -> dict[str, Any
     scopes = ["system/*.cruds", "system/*.rs", "system/*.cud"]
     for resource_type in registry.resources:
         scopes += [f"system/{resource_type}.rs", f"system/{resource_type}.cud"]
+    scopes.append(REVIEWER_SCOPE)
     return {
         "token_endpoint": token_endpoint_url(settings),
         "grant_types_supported": ["client_credentials"],

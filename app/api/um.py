@@ -12,11 +12,17 @@
                                                       (`app.um.contract`); answers the case, the
                                                       ClaimResponse version and the AuditEvent
 
-Access (the reviewer role): a bearer token from `/auth/token` whose client may update
-ClaimResponses (`system/ClaimResponse.u`, or broader) **and** holds the reviewer role: its
-client id is listed in `GREENLIGHT_UM_REVIEWERS`, or its token carries the scope
-`greenlight/um.reviewer`. Without auth (demo mode only) everyone is a reviewer. Errors answer an
-OperationOutcome (JSON) with the HTTP status, as everywhere else on this server.
+Access (the reviewer role): a bearer token from `/auth/token` that may update ClaimResponses
+(`system/ClaimResponse.u`, or broader) **and** holds the reviewer role, either way:
+
+- the token carries the scope `greenlight/um.reviewer`, which the token endpoint grants only to a
+  client whose registration in `GREENLIGHT_CLIENTS` lists it (`"scopes": ["greenlight/um.reviewer",
+  "system/ClaimResponse.rus", ...]`) and that asks for it; or
+- its client id is listed in `GREENLIGHT_UM_REVIEWERS` (no extra scope needed).
+
+Anyone else gets 401 without a token and 403 (`forbidden`) with one. Without auth (demo mode
+only) everyone is a reviewer. Errors answer an OperationOutcome (JSON) with the HTTP status, as
+everywhere else on this server.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from starlette.responses import Response
 from app.api.context import services
 from app.auth.guard import Authenticator
 from app.auth.principal import Principal
+from app.auth.scopes import REVIEWER_SCOPE
 from app.fhir.models import parse_json_body
 from app.fhir.outcomes import FhirError
 from app.pas.bundle import RequestBundle
@@ -39,8 +46,6 @@ from app.um.cases import STATUSES, CaseStore
 from app.um.decisions import decide_case
 
 router = APIRouter(prefix="/um")
-
-REVIEWER_SCOPE = "greenlight/um.reviewer"
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -55,13 +60,14 @@ async def reviewer(request: Request) -> Principal:
         return principal
     reviewers = {c.strip() for c in services(request).settings.um_reviewers.split(",") if c.strip()}
     if not principal.allows("ClaimResponse", "u") or not (
-        principal.client_id in reviewers or REVIEWER_SCOPE in principal.scopes
+        principal.holds(REVIEWER_SCOPE) or principal.client_id in reviewers
     ):
         raise FhirError.single(
             403,
             "forbidden",
-            "The utilization review API needs the reviewer role: system/ClaimResponse.u and a "
-            f"client listed in GREENLIGHT_UM_REVIEWERS (or the {REVIEWER_SCOPE} scope)",
+            "The utilization review API needs the reviewer role: system/ClaimResponse.u and "
+            f"the {REVIEWER_SCOPE} scope (for a client registered with it), or a client listed "
+            "in GREENLIGHT_UM_REVIEWERS",
             headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
         )
     return principal

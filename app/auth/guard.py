@@ -10,7 +10,8 @@ from typing import Protocol
 
 from starlette.requests import Request
 
-from app.auth.principal import ANONYMOUS, Action, Principal
+from app.auth.principal import ANONYMOUS, Principal
+from app.auth.scopes import Action
 from app.fhir.outcomes import FhirError
 
 

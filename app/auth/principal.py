@@ -1,15 +1,16 @@
 """Who is calling, and what each FHIR interaction requires of their scopes.
 
-Scopes follow SMART v2 (`system/Claim.cud`, `system/*.rs`) and accept the v1 spellings
-(`system/Claim.read`, `system/*.write`, `system/*.*`).
+Scopes are read by `app.auth.scopes` (SMART v2 `system/Claim.cud`, `system/*.rs`; v1
+`system/Claim.read`, `system/*.write`, `system/*.*`; any case of the type name). A principal's
+resource grants are parsed once, when it is built from a verified token; a scope that grants
+nothing here (a granular `?query` scope, a `user/` scope) allows nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
-Action = Literal["c", "r", "u", "d", "s"]
+from app.auth.scopes import Action, ResourceScope, parse_scope
 
 INTERACTION_ACTIONS: dict[str, Action] = {
     "read": "r",
@@ -21,8 +22,6 @@ INTERACTION_ACTIONS: dict[str, Action] = {
     "delete": "d",
 }
 
-_V1_ACTIONS: dict[str, str] = {"read": "rs", "write": "cud", "*": "cruds"}
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -31,28 +30,21 @@ class Principal:
     client_id: str
     scopes: frozenset[str]
     anonymous: bool = False
+    grants: tuple[ResourceScope, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parsed = (parse_scope(scope) for scope in self.scopes)
+        object.__setattr__(self, "grants", tuple(p for p in parsed if p is not None))
 
     def allows(self, resource_type: str, action: Action) -> bool:
+        """Whether a resource scope covers `action` on `resource_type` (FHIR's spelling)."""
         if self.anonymous:
             return True
-        return any(scope_allows(scope, resource_type, action) for scope in self.scopes)
+        return any(grant.covers(resource_type, action) for grant in self.grants)
+
+    def holds(self, named_scope: str) -> bool:
+        """Whether the token carries one of the server's named scopes (`REVIEWER_SCOPE`)."""
+        return self.anonymous or named_scope in self.scopes
 
 
 ANONYMOUS = Principal("anonymous", frozenset(), anonymous=True)
-
-
-def scope_actions(permission: str) -> str:
-    """`rs` -> `rs`; `read` -> `rs`; `write` -> `cud`; `*` -> `cruds`; query suffixes dropped."""
-    permission = permission.split("?", 1)[0]
-    return _V1_ACTIONS.get(permission, permission)
-
-
-def scope_allows(scope: str, resource_type: str, action: Action) -> bool:
-    """Whether one `system/<Type>.<perms>` scope covers `action` on `resource_type`."""
-    context, _, rest = scope.partition("/")
-    if context != "system" or "." not in rest:
-        return False
-    scope_type, _, permission = rest.partition(".")
-    if scope_type not in ("*", resource_type):
-        return False
-    return action in scope_actions(permission)

@@ -7,7 +7,9 @@ OperationOutcome when the token is missing, malformed, forged or expired. Scope 
 and interaction are `app.auth.guard.authorize`'s job.
 
 It also owns the token endpoint's machinery (`token_service`), built from the same settings:
-the registered clients, the access-token secret and the replay table.
+the registered clients, the access-token secret and the replay table. A registration listing a
+scope this server never grants (a granular `?query` scope, a `user/` scope, an unknown type) is a
+startup error, so every registered scope means what it says.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.requests import Request
 
 from app.auth.client_assertion import ClientAssertionVerifier, ReplayGuard, register_clients
 from app.auth.principal import Principal
+from app.auth.scopes import check_registered_scopes
 from app.auth.tokens import AccessTokens, InvalidAccessTokenError, TokenService
 from app.config import Settings
 from app.fhir.outcomes import FhirError
@@ -33,7 +36,10 @@ def token_endpoint_url(settings: Settings) -> str:
 
 def build_token_service(settings: Settings, store: ResourceStore) -> TokenService:
     """The token endpoint's verifier and issuer, from the registered clients and the secret."""
-    clients = register_clients(settings.registered_clients())
+    configs = settings.registered_clients()
+    for config in configs:
+        check_registered_scopes(config.client_id, config.scopes)
+    clients = register_clients(configs)
     if not clients:
         log.warning("no SMART Backend Services clients are registered (GREENLIGHT_CLIENTS)")
     tokens = AccessTokens(

@@ -6,20 +6,22 @@ URL, `scope`, `exp`, `iat`, `jti`. Only this server signs and reads them, so a s
 enough and checking one costs microseconds; verified tokens are also cached by their exact text
 until they expire, so the `/fhir` hot path rarely re-runs the HMAC.
 
-Granting follows SMART App Launch 2.x: the granted scope is the requested scopes that the client's
-registered scopes cover (`system/*.rs` covers `system/Patient.rs`; v1 `.read/.write/.*` are
-understood); other requested scopes are dropped, and when none is left the answer is
-`invalid_scope`. Scopes with query parameters (granular scopes) are never granted, because the
-guard could not enforce the restriction they express.
+Granting follows SMART App Launch 2.x (`app.auth.scopes` reads every scope): the granted scope is
+the requested scopes that the client's registered scopes cover (`system/*.rs` covers
+`system/Patient.rs`; v1 `.read/.write/.*` are understood), with the resource type in FHIR's
+spelling (`system/questionnaire.rs` is granted as `system/Questionnaire.rs`, DTR spec-120); other
+requested scopes are dropped, and when none is left the answer is `invalid_scope` listing each
+and why. A request naming any granular scope (`system/Observation.rs?category=laboratory`) is
+refused as a whole with `invalid_scope` naming it: this server cannot enforce the restriction
+such a scope expresses, and granting it would hand out more than was asked for.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,46 +33,14 @@ from app.auth.client_assertion import (
     OAuthError,
     invalid_client,
 )
-from app.auth.principal import Principal, scope_actions
+from app.auth.principal import Principal
+from app.auth.scopes import grant_scopes
 
 log = logging.getLogger("greenlight.auth")
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT typ, not a secret)
 MIN_SECRET_BYTES = 32
 GRANT_TYPE = "client_credentials"
-
-_SCOPE_RE = re.compile(r"^system/(\*|[A-Z][A-Za-z]{0,63})\.(read|write|\*|c?r?u?d?s?)$")
-
-
-def parse_scope(scope: str) -> tuple[str, str] | None:
-    """`system/Claim.cud` -> (`Claim`, `cud`); None for anything this server cannot grant."""
-    match = _SCOPE_RE.match(scope)
-    if match is None:
-        return None
-    actions = scope_actions(match.group(2))
-    return (match.group(1), actions) if actions else None
-
-
-def scope_within(requested: str, allowed: Iterable[str]) -> bool:
-    """Whether every (type, action) `requested` grants is also granted by one of `allowed`."""
-    wanted = parse_scope(requested)
-    if wanted is None:
-        return False
-    wanted_type, wanted_actions = wanted
-    held = [parsed for parsed in (parse_scope(scope) for scope in allowed) if parsed is not None]
-    return all(
-        any(held_type in ("*", wanted_type) and action in actions for held_type, actions in held)
-        for action in wanted_actions
-    )
-
-
-def grant_scopes(requested: str, allowed: Sequence[str]) -> list[str]:
-    """The requested scopes (space-separated; order kept, repeats dropped) the client may have."""
-    granted: list[str] = []
-    for scope in requested.split():
-        if scope not in granted and scope_within(scope, allowed):
-            granted.append(scope)
-    return granted
 
 
 class InvalidAccessTokenError(Exception):
@@ -207,11 +177,19 @@ class TokenService:
             raise invalid_client(f"client_assertion_type {assertion_type} is not supported")
         verified = await self.verifier.verify(assertion, params.get("client_id"))
         client = verified.client
-        granted = grant_scopes(requested, client.scopes)
+        grant = grant_scopes(requested, client.scopes)
+        if grant.granular:
+            raise OAuthError(
+                "invalid_scope",
+                "granular scopes (with a ?query) are not supported by this server: "
+                + " ".join(grant.granular)
+                + "; ask for the scope without its query",
+            )
+        granted = grant.granted
         if not granted:
             raise OAuthError(
                 "invalid_scope",
-                "none of the requested scopes is allowed for this client",
+                "none of the requested scopes is allowed for this client: " + grant.refusals(),
             )
         log.info("issued an access token to %s for %s", client.client_id, " ".join(granted))
         return self.tokens.issue(client.client_id, granted)

@@ -4,7 +4,10 @@ server with auth on (per backend, shared by a test module; every assertion has a
 Registered clients:
 - `reader`: RS384, inline JWKS, `system/Patient.rs`;
 - `writer`: ES384, JWKS by URL (loopback host), `system/Patient.cruds system/Coverage.rs`;
-- `legacy`: RS384, inline JWKS, SMART v1 `system/*.read`.
+- `legacy`: RS384, inline JWKS, SMART v1 `system/*.read`;
+- `dtr`: ES384, inline JWKS, registered with the scopes the DTR IG lists beside spec-120, spelt as
+  the IG spells them: `system/questionnaire.rs system/valueset.rs system/library.rs`, plus
+  `system/claim.c`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
 from tests.support.live_server import LiveServer, run_server
 
 WRITER_JWKS_PATH = "/clients/writer/jwks.json"
+# The Backend Services scopes a DTR client needs, as the DTR IG text beside spec-120 spells them.
+DTR_IG_SCOPES = ("system/questionnaire.rs", "system/valueset.rs", "system/library.rs")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Clients:
     reader: ClientKey
     writer: ClientKey
     legacy: ClientKey
+    dtr: ClientKey
     stranger: ClientKey  # a key pair nobody registered
 
 
@@ -36,6 +42,7 @@ def clients() -> Clients:
         reader=ClientKey("reader", "reader-rs384-1", "RS384", new_rsa_key()),
         writer=ClientKey("writer", "writer-es384-1", "ES384", new_ec_key()),
         legacy=ClientKey("legacy", "legacy-rs384-1", "RS384", new_rsa_key()),
+        dtr=ClientKey("dtr", "dtr-es384-1", "ES384", new_ec_key()),
         stranger=ClientKey("stranger", "stranger-1", "RS384", new_rsa_key()),
     )
 
@@ -65,6 +72,11 @@ def client_registrations(clients: Clients, jwks_host: JwksHost) -> str:
                 "client_id": "legacy",
                 "scopes": ["system/*.read"],
                 "jwks": clients.legacy.jwks(),
+            },
+            {
+                "client_id": "dtr",
+                "scopes": [*DTR_IG_SCOPES, "system/claim.c"],
+                "jwks": clients.dtr.jwks(),
             },
         ]
     )

@@ -94,7 +94,9 @@ def test_narrower_scope_under_a_wildcard_v1_scope_is_granted(
 def test_no_allowed_scope_is_invalid_scope(auth_server: LiveServer, clients: Clients) -> None:
     assertion = clients.reader.assertion(token_url(auth_server))
     response = request_token(auth_server, assertion, "system/Patient.cud system/Coverage.rs")
-    oauth_error(response, 400, "invalid_scope")
+    description = oauth_error(response, 400, "invalid_scope")
+    assert "system/Patient.cud (not registered for this client)" in description
+    assert "system/Coverage.rs (not registered for this client)" in description
 
 
 def test_expired_assertion_is_refused(auth_server: LiveServer, clients: Clients) -> None:
@@ -303,6 +305,7 @@ def test_smart_configuration_needs_no_token(auth_server: LiveServer) -> None:
         assert config["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
         assert "client-confidential-asymmetric" in config["capabilities"]
         assert "system/Patient.rs" in config["scopes_supported"]
+        assert "greenlight/um.reviewer" in config["scopes_supported"]
 
 
 def test_capability_statement_names_the_token_endpoint(auth_server: LiveServer) -> None:

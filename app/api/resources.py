@@ -17,7 +17,8 @@ from app.api.context import Services, services
 from app.auth.guard import authorize
 from app.auth.principal import INTERACTION_ACTIONS
 from app.fhir.jsonio import FHIR_JSON_UTF8, dumps, fhir_response
-from app.fhir.models import check_resource, model_class, parse_json_body
+from app.fhir.model_classes import model_class
+from app.fhir.models import check_resource, parse_json_body
 from app.fhir.negotiation import check_body_media_type, negotiate
 from app.fhir.outcomes import FhirError
 from app.registry import ResourceSpec

@@ -7,26 +7,16 @@ client sent is what gets stored, so the wire form is never re-serialized from a 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from app.fhir.model_classes import model_class
 from app.fhir.outcomes import FhirError, Issue
+from app.fhir.quick_check import conforms
 
 FHIR_VERSION = "4.0.1"
-
-
-@lru_cache(maxsize=256)
-def model_class(resource_type: str) -> type[BaseModel] | None:
-    """The R4B model for `resource_type`, or None when FHIR has no such resource."""
-    try:
-        cls: type[BaseModel] = get_fhir_model_class(resource_type)
-    except (KeyError, ValueError, AttributeError, ImportError):
-        return None
-    return cls
 
 
 def element_path(root: str, loc: tuple[int | str, ...]) -> str:
@@ -99,6 +89,8 @@ def check_resource(
         raise FhirError.single(
             400, "not-supported", f"{resource_type} is not a FHIR R4 resource type", where
         )
+    if conforms(resource, resource_type):
+        return resource  # the common, valid case, checked without building model objects
     try:
         cls.model_validate(resource)
     except ValidationError as exc:

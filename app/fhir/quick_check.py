@@ -10,8 +10,9 @@ microseconds per element.
 It only ever *accepts*. Whatever it accepts the models accept too; it is stricter wherever that is
 simpler: no nulls, no empty arrays or objects, no `_element` primitive extensions, no
 `fhir_comments`, no contained resources, booleans only as JSON booleans. For anything else it
-answers False and the caller runs `check_resource`, which accepts or raises the 400 naming the
-element. So every input gets the models' verdict; only the common, valid case is faster.
+answers False and `app.fhir.models.check_resource` (which tries this first) runs the models,
+which accept or raise the 400 naming the element. So every input gets the models' verdict; only
+the common, valid case is faster.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.fhir.models import model_class
+from app.fhir.model_classes import model_class
 
 #: Model classes whose JSON is not walked (a resource of any type: `contained`, Bundle entries).
 _ANY_RESOURCE = frozenset({"Resource", "DomainResource"})

@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.demo.dtr_inputs import NEXT_QUESTION_REQUESTS, load
-from app.fhir.models import model_class
+from app.fhir.model_classes import model_class
 from app.fhir.quick_check import conforms
 from tests.conftest import INFERNO_FIXTURES
 

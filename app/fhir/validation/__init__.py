@@ -17,7 +17,8 @@ from pathlib import Path
 
 from app.config import Settings
 from app.fhir.packages import PackageError, load_registry
-from app.fhir.validation.validator import ValidationResult, Validator
+from app.fhir.validation.run import ValidationResult
+from app.fhir.validation.validator import Validator
 
 
 @lru_cache(maxsize=16)

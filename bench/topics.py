@@ -28,6 +28,7 @@ from pathlib import Path
 
 SHIPPED = Path(__file__).resolve().parent.parent / "questionnaires"
 TOPIC_FILE = "topic.yaml"
+SHARED_CONTENT = "_shared"  # DTR content shared by topics (no topic.yaml of its own)
 BENCH_SYSTEM = "http://greenlight.example.org/bench/CodeSystem/synthetic-procedures"
 SHAPES = ("imaging", "drug", "visit")
 
@@ -168,6 +169,9 @@ def generate(directory: Path, count: int, source: Path = SHIPPED) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     for folder in shipped:
         shutil.copytree(folder, directory / folder.name)
+    shared = source / SHARED_CONTENT
+    if shared.is_dir():  # the Libraries every topic's CQL includes (FHIRHelpers, ...)
+        shutil.copytree(shared, directory / SHARED_CONTENT)
     synthetic = count - len(shipped)
     for number in range(synthetic):
         topic_id, text = synthetic_topic(number)

@@ -179,6 +179,9 @@ class RemoteJwks:
         return index_jwks(document, self.url)
 
 
+_RECORD_JTI = insert(used_assertion_ids)  # built once; executed with a parameter dict
+
+
 class ReplayGuard:
     """Remembers each (client, jti) until its assertion expires; a second use is a replay."""
 
@@ -198,9 +201,7 @@ class ReplayGuard:
                         delete(used_assertion_ids).where(used_assertion_ids.c.expires_at < int(now))
                     )
                 await conn.execute(
-                    insert(used_assertion_ids).values(
-                        client_id=client_id, jti=jti, expires_at=expires_at
-                    )
+                    _RECORD_JTI, {"client_id": client_id, "jti": jti, "expires_at": expires_at}
                 )
         except IntegrityError:
             return False

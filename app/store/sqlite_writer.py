@@ -15,12 +15,20 @@ its COMMIT never wait.
 
 `begin()` yields a connection with the one method the repositories use, `await execute(...)`,
 so code written against SQLAlchemy's `AsyncConnection` runs unchanged.
+
+Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
+inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for
+milliseconds. The write connection turns auto-checkpointing off and, at most once per
+`checkpoint_seconds` after commits, a worker thread runs a PASSIVE checkpoint on a connection of
+its own (it never blocks writers; readers keep their snapshots).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +39,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
 
+log = logging.getLogger("greenlight.store")
+
+_CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 _FIRST_RETRY_SECONDS = 0.0005
 _LONGEST_RETRY_SECONDS = 0.05
 
@@ -57,15 +68,23 @@ def _is_busy(error: OperationalError) -> bool:
 class SqliteWriteEngine:
     """`begin()` for write transactions, with the interface of SQLAlchemy's `AsyncEngine.begin`."""
 
-    def __init__(self, url: str, *, busy_seconds: float = 15.0) -> None:
+    def __init__(
+        self, url: str, *, busy_seconds: float = 15.0, checkpoint_seconds: float = 1.0
+    ) -> None:
         self.busy_seconds = busy_seconds
+        self.checkpoint_seconds = checkpoint_seconds
+        parsed = make_url(url).set(drivername="sqlite+pysqlite")
+        self._path = parsed.database
         self._engine: Engine = create_engine(
-            make_url(url).set(drivername="sqlite+pysqlite"),
+            parsed,
             poolclass=StaticPool,
             connect_args={"check_same_thread": False, "isolation_level": None},
         )
         self._connection: Connection | None = None
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointed_at = time.monotonic()
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -84,6 +103,7 @@ class SqliteWriteEngine:
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA synchronous=NORMAL",
                 "PRAGMA busy_timeout=0",  # waits happen in `_begin`, off the event loop
+                "PRAGMA wal_autocheckpoint=0",  # checkpoints run in a thread (`_checkpoint`)
                 "PRAGMA foreign_keys=ON",
             ):
                 raw.execute(pragma)
@@ -117,8 +137,37 @@ class SqliteWriteEngine:
             except BaseException:
                 connection.rollback()
                 raise
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        now = time.monotonic()
+        if self._checkpointing is not None or now - self._checkpointed_at < self.checkpoint_seconds:
+            return
+        self._checkpointed_at = now
+        future = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        self._checkpointing = future
+        future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("WAL checkpoint failed: %s", future.exception())
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint, in a worker thread, on the checkpointer's own connection."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                str(self._path), isolation_level=None, check_same_thread=False
+            )
+            self._checkpointer.execute("PRAGMA busy_timeout=1000")
+        self._checkpointer.execute(_CHECKPOINT).fetchall()
 
     async def dispose(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -2,7 +2,8 @@
 proposals (Propose Alternate Request), companion orders (Additional Orders) and coverage record
 corrections (Create or update coverage information). Every card and suggestion has a `uuid`;
 `summary` stays under 140 characters; `source.label` is the payer's name; `source.topic` is a
-CRD card type.
+CRD card type. Every card about particular orders names them in `detail` by what they order and
+their id (CRD dev-24: a call may carry several orders).
 """
 
 from __future__ import annotations
@@ -75,6 +76,15 @@ def order_label(order: dict[str, Any], decision: Decision) -> str:
     return f"{order.get('resourceType', 'Order')} {order.get('id', '')}".strip()
 
 
+def order_name(order: dict[str, Any], decision: Decision) -> str:
+    """The order as a user recognises it in a card's detail: its label and its id (dev-24)."""
+    return f"**{order_label(order, decision)}** ({order.get('resourceType')}/{order.get('id')})"
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) -> dict[str, Any]:
     """An Instructions card stating coverage, prior authorization and documentation."""
     label = order_label(order, decision)
@@ -83,9 +93,7 @@ def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) ->
         facts.append(_PA_TEXT.get(decision.pa_needed, decision.pa_needed))
     if decision.doc_needed:
         facts.append(_DOC_TEXT.get(decision.doc_needed, decision.doc_needed))
-    detail_lines = [
-        f"**{label}** ({order.get('resourceType')}/{order.get('id')}): {', '.join(facts)}."
-    ]
+    detail_lines = [f"{order_name(order, decision)}: {', '.join(facts)}."]
     detail_lines.extend(r.text for r in decision.reasons if r.text)
     if decision.instructions and (decision.pa_needed != "no-auth" or decision.doc_needed):
         detail_lines.append(decision.instructions)
@@ -102,14 +110,21 @@ def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) ->
     }
 
 
-def policy_card(decision: Decision, payer_name: str) -> dict[str, Any] | None:
+def policy_detail(policy_title: str, order_names: list[str]) -> str:
+    """The detail of a policy card: the policy and the orders it governs (dev-24)."""
+    return f"The coverage rules for {_names(order_names)} are in {policy_title}."
+
+
+def policy_card(
+    decision: Decision, payer_name: str, order_names: list[str]
+) -> dict[str, Any] | None:
     """An External Reference card linking the payer's policy for the topic (absolute link)."""
     if not decision.policy_url or not decision.policy_title:
         return None
     return {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(f"{decision.topic_title or 'Coverage'}: payer policy"),
-        "detail": f"The coverage rules for this service are in {decision.policy_title}.",
+        "detail": policy_detail(decision.policy_title, order_names),
         "indicator": "info",
         "source": _source(payer_name, "coverage-info"),
         "links": [
@@ -136,7 +151,11 @@ class Site:
 
 
 def site_of_care_card(
-    order: dict[str, Any], proposal: SiteProposal, site: Site | None, payer_name: str
+    order: dict[str, Any],
+    proposal: SiteProposal,
+    site: Site | None,
+    payer_name: str,
+    decision: Decision,
 ) -> dict[str, Any]:
     """A Propose Alternate Request card: the same order, performed at the proposed site."""
     alternative = copy.deepcopy(order)
@@ -146,7 +165,7 @@ def site_of_care_card(
     return {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(proposal.summary),
-        "detail": proposal.detail,
+        "detail": f"For {order_name(order, decision)}: {proposal.detail}",
         "indicator": "info",
         "source": _source(payer_name, "network"),
         "selectionBehavior": "at-most-one",
@@ -187,7 +206,8 @@ def dtr_launch_card(
     return {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(f"{label}: complete the documentation in DTR"),
-        "detail": "The payer's documentation form is prefilled from the chart; review and sign it.",
+        "detail": f"For {order_name(order, decision)}, the payer's documentation form is "
+        "prefilled from the chart; review and sign it.",
         "indicator": "info",
         "source": _source(payer_name, "coverage-info"),
         "links": [
@@ -205,6 +225,7 @@ def companion_order_card(
     order: dict[str, Any],
     companion: Companion,
     *,
+    decision: Decision,
     requester: dict[str, Any] | None,
     authored_on: str,
     payer_name: str,
@@ -230,7 +251,7 @@ def companion_order_card(
     return {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(companion.summary),
-        "detail": companion.detail,
+        "detail": f"For {order_name(order, decision)}: {companion.detail}",
         "indicator": "info",
         "source": _source(payer_name, "clinical-reminder"),
         "selectionBehavior": "any",

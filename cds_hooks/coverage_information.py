@@ -8,6 +8,15 @@ as the HL7 validator evaluates it, requires pa-needed even on a not-covered answ
 is empty, and an empty result fails), while CRD 2.2 forbids pa-needed there. A not-covered answer
 therefore says `no-auth` for 2.0.1 callers (no authorization can or need be sought) and nothing
 for callers that request 2.2.
+
+Reasons: the administrative answers carry the CRD 2.2 codes `no-member-found` (resp-44),
+`no-active-coverage` and `coverage-not-found` (resp-45) of the CRD temp code system. CRD 2.0.1's
+copy of that code system lacks them (a validator would report an unknown code), so 2.0.1 callers
+get those reasons as text only.
+
+Qualifiers of the answer travel with it (CRD resp-30): the billing codes it holds for, the reason
+that qualified it (e.g. the gold-carded orderer) and, for CRD 2.2 callers, `expiry-date` (a
+2.2 sub-extension) when the decision has one.
 """
 
 from __future__ import annotations
@@ -17,8 +26,20 @@ from datetime import date
 from typing import Any
 
 from app.rules.engine import Decision
+from app.rules.topic import CRD_TEMP, Reason
 
 EXTENSION_URL = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
+#: coverageAssertionReasons codes CRD 2.2 added to its temp code system (absent from 2.0.1's)
+CRD_22_REASON_CODES = frozenset(
+    {"no-member-found", "no-active-coverage", "coverage-not-found", "auth-out-network", "technical"}
+)
+
+
+def _reason_for(reason: Reason, crd_22: bool) -> Reason:
+    """The reason as the caller's CRD version can read it (2.0.1: 2.2-only codes as text)."""
+    if crd_22 or reason.system != CRD_TEMP or reason.code not in CRD_22_REASON_CODES:
+        return reason
+    return Reason(text=reason.text or reason.display or str(reason.code))
 
 
 def _sub(url: str, value_key: str, value: Any) -> dict[str, Any]:
@@ -51,11 +72,14 @@ def coverage_information(
         parts.extend(_sub("info-needed", "valueCode", i) for i in decision.info_needed)
     parts.extend(_sub("billingCode", "valueCoding", dict(c)) for c in decision.billing_codes)
     parts.extend(
-        _sub("reason", "valueCodeableConcept", r.codeable_concept()) for r in decision.reasons
+        _sub("reason", "valueCodeableConcept", _reason_for(r, crd_22).codeable_concept())
+        for r in decision.reasons
     )
     if decision.doc_needed:
         parts.extend(_sub("questionnaire", "valueCanonical", q) for q in decision.questionnaires)
     parts.append(_sub("date", "valueDate", today.isoformat()))
+    if crd_22 and decision.expiry_date:  # 2.2 `expiry-date`: how long the answer holds (resp-30)
+        parts.append(_sub("expiry-date", "valueDate", decision.expiry_date.isoformat()))
     parts.append(_sub("coverage-assertion-id", "valueString", assertion_id))
     if decision.pa_needed == "satisfied" and satisfied_pa_id:
         parts.append(_sub("satisfied-pa-id", "valueString", satisfied_pa_id))

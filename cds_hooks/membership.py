@@ -2,6 +2,10 @@
 member or subscriber id, which gives the plan and whether coverage is active today. When the EHR
 has no Coverage at all, the EHR's patient may still be found by demographics (name and birth
 date), so that the payer can offer the coverage the EHR lacks (`coverage_record`).
+
+Not found has two flavours for CRD answers: no single member (CRD resp-44 `no-member-found`), or
+one member known but several of their coverages matching, so that none can be chosen
+(`coverage_ambiguous`, CRD resp-45 `coverage-not-found`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class Membership:
 
     client_coverage: dict[str, Any]
     member_coverage: dict[str, Any] | None
+    coverage_ambiguous: bool = False  # one member, but more than one of their coverages matched
 
     @property
     def found(self) -> bool:
@@ -102,20 +107,26 @@ async def find_membership(
     store: ResourceStore, client_coverage: dict[str, Any], patient: dict[str, Any] | None = None
 ) -> Membership:
     """Match by the ids the EHR's Coverage carries; where an id is shared (a family's subscriber
-    id), the EHR's patient decides by birth date and family name; still ambiguous = not found."""
+    id), the EHR's patient decides by birth date and family name; still ambiguous = not found
+    (flagged `coverage_ambiguous` when the matches are all coverages of one member)."""
+    ambiguous = False
     for member_id in _member_ids(client_coverage):
         candidates = await _candidates(store, member_id)
         if len(candidates) == 1:
             return Membership(client_coverage, candidates[0])
-        if len(candidates) > 1 and patient is not None:
+        if len(candidates) > 1:
             matching = []
             for candidate in candidates:
                 beneficiary = await _beneficiary(store, candidate)
-                if beneficiary is not None and _same_person(beneficiary, patient):
+                if beneficiary is not None and (
+                    patient is None or _same_person(beneficiary, patient)
+                ):
                     matching.append(candidate)
-            if len(matching) == 1:
+            if len(matching) == 1 and patient is not None:
                 return Membership(client_coverage, matching[0])
-    return Membership(client_coverage, None)
+            members = {str((c.get("beneficiary") or {}).get("reference")) for c in matching}
+            ambiguous = ambiguous or (len(matching) > 1 and len(members) == 1)
+    return Membership(client_coverage, None, coverage_ambiguous=ambiguous)
 
 
 def _given_names(patient: dict[str, Any]) -> set[str]:

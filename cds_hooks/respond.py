@@ -4,10 +4,14 @@ assertion, cards, system actions and the audit record.
 - Orders come from the context (draftOrders, selections, appointments) or, for order-dispatch and
   the encounter hooks, from prefetch or the EHR.
 - The client's Coverage comes from prefetch or the EHR; it is matched to the payer's member.
-  No member, or no active coverage, is an answer (`not-covered` with the reason), not an error
-  (CRD resp-43/44). Required data that was neither prefetched nor fetchable answers 412 (found-32).
+  No member, or no active coverage, is an answer (`not-covered` with the reason), not an error:
+  reason `no-member-found` (CRD resp-44), `no-active-coverage` or, when one member has several
+  matching coverages, `coverage-not-found` (resp-45). Required data that was neither prefetched
+  nor fetchable answers 412 (found-32).
 - One coverage assertion per coverage holds every order's decision (resp-32); a repeated call
-  with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent.
+  with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent holding the
+  hookInstance and the response as sent (CRD found-37).
+- Cards about some of the orders name them in `detail` (CRD dev-24).
 - Where the payer's member record knows more than the EHR's Coverage, or the EHR has no
   Coverage but the patient is a member found by demographics, a Create or update coverage
   information card (`insurance`, option of the same code) carries the Coverage to update or
@@ -33,7 +37,7 @@ from app.fhir.outcomes import FhirError, Issue
 from app.rules.engine import Decision, OrderContext, decide
 from app.rules.loader import TopicSet
 from app.rules.orders import order_codings
-from app.rules.topic import Reason
+from app.rules.topic import CRD_TEMP, Reason
 from app.store.assertions import AssertionStore, CoverageAssertion, OrderDecision
 from app.store.repository import ResourceStore, now_us
 from cds_hooks import cards
@@ -62,8 +66,24 @@ log = logging.getLogger("greenlight.crd")
 # Hooks clinical users trigger: no coverage record cards there for CRD 2.2 callers (resp-70).
 CLINICIAN_HOOKS = frozenset({"order-select", "order-sign"})
 
-NO_MEMBER = Reason(text="No member of this health plan matches the coverage's member id.")
-NOT_ACTIVE = Reason(text="The member's coverage is not active on the date of service.")
+NO_MEMBER = Reason(
+    code="no-member-found",
+    system=CRD_TEMP,
+    display="Member not found",
+    text="No member of this health plan matches the coverage's member id.",
+)
+NOT_ACTIVE = Reason(
+    code="no-active-coverage",
+    system=CRD_TEMP,
+    display="Coverage not active",
+    text="The member's coverage is not active on the date of service.",
+)
+COVERAGE_NOT_FOUND = Reason(
+    code="coverage-not-found",
+    system=CRD_TEMP,
+    display="Coverage not found",
+    text="The member has more than one coverage matching the coverage's ids: none can be chosen.",
+)
 
 
 @dataclass(frozen=True)
@@ -221,11 +241,11 @@ class CrdResponder:
                     service, request, memberships, no_coverage, patient, today
                 )
             )
-        async with self.deps.store.transaction() as tx:
-            await tx.create(hook_audit_event(service, request, caller, orders, answers))
         if not service.primary and not response["systemActions"]:
             response.pop("systemActions")
         response["cards"] = response["cards"][: options["max-cards"]]
+        async with self.deps.store.transaction() as tx:
+            await tx.create(hook_audit_event(service, request, caller, orders, answers, response))
         return response
 
     async def _coverage_records(
@@ -313,7 +333,8 @@ class CrdResponder:
         for ctx in contexts:
             ref = f"{ctx.order['resourceType']}/{ctx.order['id']}"
             if not membership.found:
-                decision = _administrative(NO_MEMBER)
+                why = COVERAGE_NOT_FOUND if membership.coverage_ambiguous else NO_MEMBER
+                decision = _administrative(why)
             elif not membership.active_on(today):
                 decision = _administrative(NOT_ACTIVE)
             else:
@@ -366,10 +387,15 @@ class CrdResponder:
         request_user = request.context.get("userId")
         authored_on = datetime.now(UTC).isoformat(timespec="seconds")
         if not membership.found:
-            response["cards"].append(cards.no_member_card(payer, "no member matches this coverage"))
+            why = (
+                "the member has several matching coverages"
+                if membership.coverage_ambiguous
+                else "no member matches this coverage"
+            )
+            response["cards"].append(cards.no_member_card(payer, why))
         elif not membership.active_on(today):
             response["cards"].append(cards.no_member_card(payer, "the coverage is not active"))
-        policies: set[str] = set()
+        policies: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for order in orders:
             stored = assertion.decision_for(f"{order['resourceType']}/{order['id']}")
             if stored is None:
@@ -404,9 +430,13 @@ class CrdResponder:
                         payer_name=payer,
                     )
                 )
-            policy = cards.policy_card(decision, payer)
-            if policy is not None and decision.policy_url not in policies:
-                policies.add(str(decision.policy_url))
+            name = cards.order_name(order, decision)
+            shared = policies.get(str(decision.policy_url))
+            if shared is not None:  # one card per policy, naming every order it governs
+                shared[1].append(name)
+                shared[0]["detail"] = cards.policy_detail(str(decision.policy_title), shared[1])
+            elif (policy := cards.policy_card(decision, payer, [name])) is not None:
+                policies[str(decision.policy_url)] = (policy, [name])
                 response["cards"].append(policy)
             if options["clinical-reminder"] and order["resourceType"] in REQUEST_ORDER_TYPES:
                 for companion in decision.companions:
@@ -414,6 +444,7 @@ class CrdResponder:
                         cards.companion_order_card(
                             order,
                             companion,
+                            decision=decision,
                             requester=_requester(order, request_user),
                             authored_on=authored_on,
                             payer_name=payer,
@@ -422,7 +453,9 @@ class CrdResponder:
             if options["network"] and order["resourceType"] in REQUEST_ORDER_TYPES:
                 for proposal in decision.site_proposals:
                     site = sites.get(proposal.location)
-                    response["cards"].append(cards.site_of_care_card(order, proposal, site, payer))
+                    response["cards"].append(
+                        cards.site_of_care_card(order, proposal, site, payer, decision)
+                    )
 
     async def _sites(
         self, answers: list[tuple[Membership, CoverageAssertion]]

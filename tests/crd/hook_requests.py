@@ -108,3 +108,18 @@ def coverage_information(response: dict[str, Any]) -> list[dict[str, Any]]:
                     parts.setdefault(part["url"], []).append(value)
                 found.append(parts)
     return found
+
+
+#: Each hook's service id and the Inferno CRD kit's request-body fixture for it (the kit's other
+#: dispatch file has a hookInstance that is not a UUID: MANIFEST.md).
+HOOK_FIXTURES = {
+    "appointment-book": ("appointment-book-crd", "appointment_book_request_bodies.json"),
+    "encounter-start": ("encounter-start-crd", "encounter_start_request_bodies.json"),
+    "encounter-discharge": ("encounter-discharge-crd", "encounter_discharge_request_bodies.json"),
+    "order-select": ("order-select-crd", "order_select_request_bodies.json"),
+    "order-dispatch": (
+        "order-dispatch-crd",
+        "order_dispatch_request_bodies.inferno_client_preset.json",
+    ),
+    "order-sign": ("order-sign-crd", "order_sign_request_bodies.json"),
+}

@@ -112,7 +112,6 @@ def test_unknown_code_gets_the_documented_default(crd: CrdServer) -> None:
     assert "claim is adjudicated" in info["reason"][0]["text"]
 
 
-@pytest.mark.requirement("CRD", "resp-43")
 def test_unknown_member_is_not_covered_not_an_error(crd: CrdServer) -> None:
     payload, info = _answer(crd, order_sign("NOBODY-0001", "72148"))
     assert info["covered"] == ["not-covered"] and info["pa-needed"] == ["no-auth"]

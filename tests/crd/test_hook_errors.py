@@ -52,7 +52,10 @@ def test_missing_and_replayed_jwt_are_refused(crd: CrdServer) -> None:
     _outcome(_post(crd, body, {"Authorization": f"Bearer {token}"}), 401)
 
 
-@pytest.mark.requirement("CRD", "hook-13")
+@pytest.mark.requirement("CRD", "hook-9")
+@pytest.mark.requirement("CRD", "hook-10")
+# hook-13 is not claimed: malformed requests get 400 (below), but a primary Coverage whose payor
+# is not this payer, or none / several Coverages, are answered (not-covered), not refused.
 @pytest.mark.parametrize(
     ("mutate", "path"),
     [
@@ -88,6 +91,8 @@ def test_malformed_request_is_400_naming_the_field(crd: CrdServer, mutate: Any, 
     assert path in outcome["issue"][0]["expression"], outcome
 
 
+@pytest.mark.requirement("CRD", "hook-9")
+@pytest.mark.requirement("CRD", "hook-10")
 def test_unparsable_json_is_400(crd: CrdServer) -> None:
     token = crd.jwt(SERVICE)
     with httpx.Client(base_url=crd.server.base_url, timeout=30) as client:
@@ -99,6 +104,8 @@ def test_unparsable_json_is_400(crd: CrdServer) -> None:
     _outcome(response, 400)
 
 
+@pytest.mark.requirement("CRD", "hook-9")
+@pytest.mark.requirement("CRD", "hook-10")
 @pytest.mark.requirement("CRD", "found-32")
 def test_no_prefetch_and_no_fhir_server_is_412(crd: CrdServer) -> None:
     body = order_sign("10A3D58WH456", "72148", prefetch_coverage=False, fhir_server=False)

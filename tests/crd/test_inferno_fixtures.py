@@ -13,7 +13,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from tests.crd.conftest import ONLY_THE_EHR_IS_MOCKED, CrdServer
-from tests.crd.hook_requests import RXNORM, inferno_bodies, order_sign
+from tests.crd.hook_requests import HOOK_FIXTURES, RXNORM, inferno_bodies, order_sign
 from tests.support import crd_checks
 from tests.support.conformance import validate
 
@@ -33,18 +33,6 @@ def crd_profile_errors(resource: Mapping[str, Any], profile: str | None) -> list
     ]
 
 
-HOOK_FIXTURES = {
-    "appointment-book": ("appointment-book-crd", "appointment_book_request_bodies.json"),
-    "encounter-start": ("encounter-start-crd", "encounter_start_request_bodies.json"),
-    "encounter-discharge": ("encounter-discharge-crd", "encounter_discharge_request_bodies.json"),
-    "order-select": ("order-select-crd", "order_select_request_bodies.json"),
-    # the kit's other dispatch file has a hookInstance that is not a UUID (MANIFEST.md)
-    "order-dispatch": (
-        "order-dispatch-crd",
-        "order_dispatch_request_bodies.inferno_client_preset.json",
-    ),
-    "order-sign": ("order-sign-crd", "order_sign_request_bodies.json"),
-}
 PRIMARY = ("appointment-book", "order-dispatch", "order-sign")
 
 

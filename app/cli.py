@@ -1,4 +1,4 @@
-"""The `greenlight` command: serve, db upgrade, demo-data (and the IG and rules tools).
+"""The `greenlight` command: serve, db upgrade, demo-data, metrics (and the IG and rules tools).
 
 Each sub-command is a small function; argparse wires them. Output goes to stdout for people,
 logs to stderr.
@@ -108,6 +108,40 @@ def _rules_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from app.rules.loader import TopicLoadError, load_topics
+    from app.store.db import create_database
+    from app.um.cases import ReviewCase
+    from app.um.metrics import PeriodError, build_report, period_of
+    from app.um.metrics_markdown import render_markdown
+    from app.um.metrics_store import cases_in_period
+
+    try:
+        period = period_of(args.year, args.start, args.end, datetime.now(UTC).date())
+        topics = load_topics(settings.rules_dir)
+    except (PeriodError, TopicLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, PeriodError) else 1
+
+    async def read() -> list[ReviewCase]:
+        database = create_database(settings.database_url, pool_size=1)
+        try:
+            return await cases_in_period(database, period)
+        finally:
+            await database.dispose()
+
+    report = build_report(asyncio.run(read()), topics, period)
+    if args.format == "markdown":
+        print(render_markdown(report, settings.payer_name), end="")
+    else:
+        print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="greenlight", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo-data", help="load the demo payer (idempotent)")
     demo.set_defaults(handler=_demo_data)
+
+    metrics = commands.add_parser(
+        "metrics",
+        help="the CMS-0057-F prior authorization metrics of a year (default: the previous one)",
+    )
+    metrics.add_argument("--year", help="calendar year, e.g. 2025")
+    metrics.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="with --to")
+    metrics.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="included")
+    metrics.add_argument("--format", choices=("json", "markdown"), default="json")
+    metrics.set_defaults(handler=_metrics)
 
     ig = commands.add_parser("ig", help="FHIR IG packages (GREENLIGHT_IG_PACKAGES)")
     ig_commands = ig.add_subparsers(dest="ig_command", required=True)

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import cds_services, metadata, resources, smart, subscriptions, um
+from app.api import cds_services, metadata, resources, smart, subscriptions, um, um_metrics
 from app.api.body_limit import BodySizeLimit
 from app.api.context import Services
 from app.api.errors import register_error_handlers
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         redoc_url=None,
     )
     app.state.services = Services(settings=settings, registry=registry, store=store)
+    app.state.topics = topics  # the metrics report lists what needs authorization
     app.state.authenticator = _authenticator(settings, store)
     app.state.cds_verifier = _cds_verifier(settings, store)
     app.state.crd = CrdResponder(
@@ -112,5 +113,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(claim_inquire.router)
     app.include_router(subscriptions.router)  # PAS Subscription create/update/delete/$status
     app.include_router(um.router)
+    app.include_router(um_metrics.router)  # GET /um/metrics (CMS-0057-F report)
     app.include_router(resources.router)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from app.pas.codes import BASE_PATHS
 from app.store.db import create_database
 from app.store.migrate import upgrade_database
 from app.store.tables import metadata
+from tests.auth.smart_client import ClientKey, new_rsa_key
 from tests.conftest import (
     BACKENDS,
     FHIR_PACKAGES,
@@ -202,6 +204,36 @@ def start_pas_server(
     asyncio.run(load_demo_data(settings))
     with run_server(settings) as server:
         yield PasServer(server, backend)
+
+
+def client_keys(*names: str) -> dict[str, ClientKey]:
+    """An RS384 signing key per client name (kid `<name>-1`)."""
+    return {name: ClientKey(name, f"{name}-1", "RS384", new_rsa_key()) for name in names}
+
+
+def start_secured_pas_server(
+    new_database_url: DatabaseFactory,
+    make_settings: SettingsFactory,
+    keys: dict[str, ClientKey],
+    scopes: dict[str, list[str]],
+    backend: str = "sqlite",
+    **overrides: object,
+) -> Iterator[PasServer]:
+    """A live PAS server with authentication on, each client registered with its scopes and its
+    key's JWKS (`overrides`: more settings, e.g. `um_reviewers`)."""
+    clients = [
+        {"client_id": name, "scopes": granted, "jwks": keys[name].jwks()}
+        for name, granted in scopes.items()
+    ]
+    yield from start_pas_server(
+        backend,
+        new_database_url,
+        make_settings,
+        auth_enabled=True,
+        demo=False,
+        clients=json.dumps(clients),
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

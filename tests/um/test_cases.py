@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,9 +9,16 @@ from typing import Any
 import pytest
 
 from app.pas.variants import variant
-from tests.auth.smart_client import ClientKey, access_token, new_rsa_key
+from tests.auth.smart_client import ClientKey, access_token
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
-from tests.pas.conftest import PasServer, kit, start_pas_server, subscription
+from tests.pas.conftest import (
+    PasServer,
+    client_keys,
+    kit,
+    start_pas_server,
+    start_secured_pas_server,
+    subscription,
+)
 
 LEVEL_OF_SERVICE = (
     "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-levelOfServiceCode"
@@ -100,10 +106,7 @@ def test_unknown_cases_and_bad_filters_answer_4xx(pas: PasServer) -> None:
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, ClientKey]:
-    return {
-        name: ClientKey(name, f"{name}-1", "RS384", new_rsa_key())
-        for name in ("reviewer", "submitter")
-    }
+    return client_keys("reviewer", "submitter")
 
 
 @pytest.fixture(scope="module")
@@ -112,25 +115,22 @@ def secured(
     new_database_url: DatabaseFactory,
     make_settings: SettingsFactory,
 ) -> Iterator[PasServer]:
-    clients = [
-        {
-            "client_id": "reviewer",
-            "scopes": ["system/ClaimResponse.cruds", "system/Claim.rs", "system/Subscription.rud"],
-            "jwks": keys["reviewer"].jwks(),
-        },
-        {
-            "client_id": "submitter",
-            "scopes": ["system/Claim.c", "system/ClaimResponse.cruds", "system/Subscription.cruds"],
-            "jwks": keys["submitter"].jwks(),
-        },
-    ]
-    yield from start_pas_server(
-        "sqlite",
+    yield from start_secured_pas_server(
         new_database_url,
         make_settings,
-        auth_enabled=True,
-        demo=False,
-        clients=json.dumps(clients),
+        keys,
+        {
+            "reviewer": [
+                "system/ClaimResponse.cruds",
+                "system/Claim.rs",
+                "system/Subscription.rud",
+            ],
+            "submitter": [
+                "system/Claim.c",
+                "system/ClaimResponse.cruds",
+                "system/Subscription.cruds",
+            ],
+        },
         um_reviewers="reviewer",
         subscription_allow_http=True,
     )

@@ -20,17 +20,19 @@ import httpx
 import orjson
 import pytest
 
-from tests.auth.smart_client import ClientKey, access_token, new_rsa_key
+from tests.auth.smart_client import ClientKey, access_token
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
 from tests.pas.conftest import (
     IG,
     INQUIRY_RESPONSE_BUNDLE,
     RESPONSE_BUNDLE,
     PasServer,
+    client_keys,
     kit,
     kit_bundle,
     review_actions,
     start_pas_server,
+    start_secured_pas_server,
     subscription,
     table_counts,
 )
@@ -509,7 +511,7 @@ def test_two_decisions_at_once_one_wins_and_one_audit_event_is_written(pas: PasS
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, ClientKey]:
-    return {name: ClientKey(name, f"{name}-1", "RS384", new_rsa_key()) for name in ("nurse", "ehr")}
+    return client_keys("nurse", "ehr")
 
 
 @pytest.fixture(scope="module")
@@ -518,21 +520,14 @@ def secured(
     new_database_url: DatabaseFactory,
     make_settings: SettingsFactory,
 ) -> Iterator[PasServer]:
-    clients = [
-        {
-            "client_id": "nurse",
-            "scopes": ["system/ClaimResponse.rus", "system/AuditEvent.rs"],
-            "jwks": keys["nurse"].jwks(),
-        },
-        {"client_id": "ehr", "scopes": ["system/Claim.c"], "jwks": keys["ehr"].jwks()},
-    ]
-    yield from start_pas_server(
-        "sqlite",
+    yield from start_secured_pas_server(
         new_database_url,
         make_settings,
-        auth_enabled=True,
-        demo=False,
-        clients=json.dumps(clients),
+        keys,
+        {
+            "nurse": ["system/ClaimResponse.rus", "system/AuditEvent.rs"],
+            "ehr": ["system/Claim.c"],
+        },
         um_reviewers="nurse",
     )
 

@@ -8,7 +8,6 @@ the scope `greenlight/um.reviewer` (granted only to clients registered with it i
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,20 +19,24 @@ from app.pas.variants import variant
 from tests.auth.smart_client import (
     ClientKey,
     access_token,
-    new_rsa_key,
     oauth_error,
     request_token,
     token_url,
 )
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
-from tests.pas.conftest import PasServer, kit, start_pas_server
+from tests.pas.conftest import (
+    PasServer,
+    client_keys,
+    kit,
+    start_secured_pas_server,
+)
 
 CLIENTS = ("workbench", "listed", "ehr")
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, ClientKey]:
-    return {name: ClientKey(name, f"{name}-1", "RS384", new_rsa_key()) for name in CLIENTS}
+    return client_keys(*CLIENTS)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -43,31 +46,16 @@ def secured(
     new_database_url: DatabaseFactory,
     make_settings: SettingsFactory,
 ) -> Iterator[PasServer]:
-    clients = [
-        {  # a reviewer by its registration: the workbench of a utilization review team
-            "client_id": "workbench",
-            "scopes": [REVIEWER_SCOPE, "system/ClaimResponse.rus", "system/Claim.rs"],
-            "jwks": keys["workbench"].jwks(),
-        },
-        {  # a reviewer by GREENLIGHT_UM_REVIEWERS, registered without the scope
-            "client_id": "listed",
-            "scopes": ["system/ClaimResponse.rus"],
-            "jwks": keys["listed"].jwks(),
-        },
-        {  # a submitting EHR that may also update ClaimResponses, but is no reviewer
-            "client_id": "ehr",
-            "scopes": ["system/Claim.c", "system/ClaimResponse.cruds"],
-            "jwks": keys["ehr"].jwks(),
-        },
-    ]
-    yield from start_pas_server(
-        request.param,
-        new_database_url,
-        make_settings,
-        auth_enabled=True,
-        demo=False,
-        clients=json.dumps(clients),
-        um_reviewers="listed",
+    scopes = {
+        # a reviewer by its registration: the workbench of a utilization review team
+        "workbench": [REVIEWER_SCOPE, "system/ClaimResponse.rus", "system/Claim.rs"],
+        # a reviewer by GREENLIGHT_UM_REVIEWERS, registered without the scope
+        "listed": ["system/ClaimResponse.rus"],
+        # a submitting EHR that may also update ClaimResponses, but is no reviewer
+        "ehr": ["system/Claim.c", "system/ClaimResponse.cruds"],
+    }
+    yield from start_secured_pas_server(
+        new_database_url, make_settings, keys, scopes, request.param, um_reviewers="listed"
     )
 
 

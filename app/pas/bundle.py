@@ -6,27 +6,42 @@ what makes a request impossible to process, whatever `GREENLIGHT_VALIDATION` say
 - not a `collection` Bundle, or no entries (PAS spec-12);
 - an entry without `fullUrl` or `resource`, or carrying `request`/`response`; a `fullUrl` used
   twice (PAS spec-14, spec-16);
+- for `$submit`, a `fullUrl` that is neither `urn:uuid:<GUID>` nor the http(s) URL of the
+  resource (`[base]/[type]/[id]`, agreeing with the resource's type and id) (PAS spec-16);
 - a first entry that is not a Claim (PAS spec-12), or a Claim whose `use` is not
   `preauthorization`; duplicate `item.sequence` or `supportingInfo.sequence` (PAS spec-22);
 - a Claim that is not valid FHIR R4 (unknown elements, missing 1..1 elements, bad values; it is
   stored as a resource). The other entries are checked by the profile validator, per the
   validation setting (with `parse="all"`, they are parsed with the R4 models too);
+- a `modifierExtension` in the Claim other than `infoCancelled`: a modifier this server does
+  not understand changes what the Claim means, so it is refused rather than ignored (PAS spec-25
+  allows that; unknown non-modifier elements are ignored);
 - for `$submit`, any reference reachable from the Claim that does not resolve to an entry
-  (PAS spec-13, transitively; a prior Claim's own `related` claim is exempt, PAS spec-66). For
-  `$inquire`, the Claim's `patient`, `provider`, `insurer` and coverage must resolve.
+  (PAS spec-13, spec-18, spec-67, transitively; a prior Claim's own `related` claim is exempt,
+  PAS spec-66, and is not in the Bundle at all); an entry the Claim does not reach through
+  references, e.g. supporting information that `Claim.supportingInfo` does not point to
+  (PAS spec-20). For `$inquire`, the Claim's `patient`, `provider`, `insurer` and coverage must
+  resolve.
 
 Profile conformance is checked afterwards by the validator, per the validation setting.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError, Issue
 from app.fhir.validation.bundles import BundleIndex
+from app.pas.codes import EXT_INFO_CANCELLED
+
+_GUID_URN = re.compile(
+    r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,25 @@ def _followed(entry: Entry) -> Iterator[tuple[str, str]]:
         yield path, reference
 
 
-def _entries(bundle: dict[str, Any], parse: str) -> list[Entry]:
+def full_url_problem(full_url: str, resource: dict[str, Any]) -> str | None:
+    """Why `full_url` is not a fullUrl PAS spec-16 allows (None when it is): the URL at which the
+    client exposes the resource (`http(s)://.../[type]/[id]`, version-independent, agreeing with
+    the resource) or `urn:uuid:[GUID]`."""
+    if full_url.startswith("urn:uuid:"):
+        return None if _GUID_URN.match(full_url) else "urn:uuid: is followed by a GUID"
+    parts = urlsplit(full_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        return "it is either urn:uuid:[GUID] or the http(s) URL of the resource"
+    segments = parts.path.rstrip("/").split("/")
+    resource_type = resource.get("resourceType")
+    if len(segments) < 3 or segments[-2] != resource_type:
+        return f"the URL of a {resource_type} ends with /{resource_type}/[id]"
+    if "id" in resource and segments[-1] != resource["id"]:
+        return f"the URL ends with the resource's id {resource['id']!r}"
+    return None
+
+
+def _entries(bundle: dict[str, Any], parse: str, submit: bool) -> list[Entry]:
     raw = bundle.get("entry")
     if raw is None or raw == []:
         raise _bad(
@@ -169,6 +202,11 @@ def _entries(bundle: dict[str, Any], parse: str) -> list[Entry]:
         resource = item.get("resource")
         if not isinstance(resource, dict):
             raise _bad("Every entry needs a resource", f"{where}.resource", "required")
+        problem = full_url_problem(full_url, resource) if submit else None
+        if problem is not None:
+            raise _bad(
+                f"fullUrl {full_url} is not allowed: {problem} (PAS spec-16)", f"{where}.fullUrl"
+            )
         if parse == "all" or (parse == "claim" and index == 0):
             check_resource(resource, path_prefix=f"{where}.resource")
         entries.append(Entry(index, full_url, resource))
@@ -186,6 +224,56 @@ def _unique_sequences(claim: Entry, element: str) -> None:
                 f"{claim.path}.{element}[{position}].sequence",
             )
         seen.add(sequence)
+
+
+def _understood_modifiers(claim: Entry) -> None:
+    """Refuse a Claim carrying a modifier extension other than infoCancelled (PAS spec-25)."""
+    for path, node in _modifier_nodes(claim.resource, claim.path):
+        for position, modifier in enumerate(node):
+            url = modifier.get("url") if isinstance(modifier, dict) else None
+            if url != EXT_INFO_CANCELLED:
+                raise FhirError(
+                    400,
+                    Issue(
+                        "error",
+                        "not-supported",
+                        f"Modifier extension {url} is not understood by this server; a modifier "
+                        "changes the meaning of what it is on and cannot be ignored (PAS spec-25)",
+                        (f"{path}.modifierExtension[{position}]",),
+                    ),
+                )
+
+
+def _modifier_nodes(node: Any, path: str) -> Iterator[tuple[str, list[Any]]]:
+    if isinstance(node, dict):
+        modifiers = node.get("modifierExtension")
+        if isinstance(modifiers, list):
+            yield path, modifiers
+        for key, value in node.items():
+            if key not in ("modifierExtension", "contained"):
+                yield from _modifier_nodes(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for position, value in enumerate(node):
+            yield from _modifier_nodes(value, f"{path}[{position}]")
+
+
+def _prior_of_prior(request: RequestBundle) -> None:
+    """A ClaimUpdate's prior Claim that is itself an update: its own prior is not in the Bundle
+    (PAS spec-66)."""
+    claim = request.claim
+    for related in claim.resource.get("related") or []:
+        prior = request.resolve((related or {}).get("claim"), claim)
+        if prior is None or prior.type != "Claim" or prior.index == claim.index:
+            continue
+        for earlier in prior.resource.get("related") or []:
+            included = request.resolve((earlier or {}).get("claim"), prior)
+            if included is not None and included.type == "Claim":
+                raise _bad(
+                    f"Entry {included.index} is the Claim that the updated Claim (entry "
+                    f"{prior.index}) itself updated; only the Claim being updated is included, "
+                    "not its predecessors (PAS spec-66)",
+                    f"Bundle.entry[{included.index}]",
+                )
 
 
 def _must_resolve(request: RequestBundle, entry: Entry, path: str, reference: str) -> None:
@@ -221,7 +309,7 @@ def check_request_bundle(
             f"A PAS request Bundle has type collection, not {payload.get('type')!r}",
             "Bundle.type",
         )
-    entries = _entries(payload, parse)
+    entries = _entries(payload, parse, submit=not inquiry)
     first = entries[0]
     if first.type != "Claim":
         raise _bad(
@@ -236,6 +324,7 @@ def check_request_bundle(
         )
     _unique_sequences(first, "item")
     _unique_sequences(first, "supportingInfo")
+    _understood_modifiers(first)
     request = RequestBundle(payload, entries)
     claim = first.resource
     for element in ("patient", "provider", "insurer"):
@@ -267,6 +356,16 @@ def check_request_bundle(
             if target is not None and target.index not in seen:
                 seen.add(target.index)
                 queue.append(target)
+    _prior_of_prior(request)
+    for entry in entries:
+        if entry.index not in seen:
+            raise _bad(
+                f"Entry {entry.index} ({entry.type}) is not referenced from the Claim, directly or "
+                "through the resources it references: supporting information is pointed to by "
+                "Claim.supportingInfo.valueReference (PAS spec-20), and the Bundle holds what the "
+                "Claim references (PAS spec-13)",
+                f"Bundle.entry[{entry.index}]",
+            )
     return request
 
 

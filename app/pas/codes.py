@@ -66,6 +66,7 @@ X12_755 = "https://codesystem.x12.org/005010/755"  # PWK01 report types
 X12_1322 = "https://codesystem.x12.org/005010/1322"  # certification type
 X12_1338 = "https://codesystem.x12.org/005010/1338"  # level of service
 X12_886 = "https://codesystem.x12.org/external/886"  # HCR03 review decision reasons
+X12_673 = "https://codesystem.x12.org/005010/673"  # quantity units (PAS 2.2 Quantity.code)
 
 ReviewAction = Literal["A1", "A2", "A3", "A4", "A6", "C", "CT", "NA"]
 REVIEW_ACTION_DISPLAY: dict[str, str] = {

@@ -23,6 +23,9 @@ itemPreAuthIssueDate/Period, itemTraceNumber and administrationReferenceNumber e
 service line, HCR, as the item). In PAS 2.0.1 those extensions are defined on
 `ClaimResponse.item` only: the 2.0.1 addItem carries the certified service and quantity, the
 requested dates and place, and the item's `itemAuthorizedDetail` says the same for 2.0.1 clients.
+
+A decided ClaimResponse says a person reviewed it (`claimResponseReviewer`, wasHumanReviewedFlag)
+on PAS 2.2.1; PAS 2.0.1 defines no such extension, so it is not written there.
 """
 
 from __future__ import annotations
@@ -264,14 +267,15 @@ def apply_decision(
     if any(a in CERTIFIED for a in actions):
         answer["preAuthRef"] = authorization_number
         answer.setdefault("preAuthPeriod", period(today, valid_days))
-    answer["extension"] = [
-        e for e in answer.get("extension") or [] if e.get("url") != EXT_CLAIM_RESPONSE_REVIEWER
-    ] + [
-        {
-            "url": EXT_CLAIM_RESPONSE_REVIEWER,
-            "extension": [{"url": "wasHumanReviewedFlag", "valueBoolean": True}],
-        }
-    ]
+    if version != "2.0.1":  # claimResponseReviewer is defined from PAS 2.1 on (PAS conf-15)
+        answer["extension"] = [
+            e for e in answer.get("extension") or [] if e.get("url") != EXT_CLAIM_RESPONSE_REVIEWER
+        ] + [
+            {
+                "url": EXT_CLAIM_RESPONSE_REVIEWER,
+                "extension": [{"url": "wasHumanReviewedFlag", "valueBoolean": True}],
+            }
+        ]
     return answer
 
 

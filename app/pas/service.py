@@ -15,7 +15,8 @@ ask for documentation when an item is pended without it, and the AuditEvent of t
   content) replaces it: the earlier request becomes `superseded`, its open case is closed, and
   the new request is adjudicated in full (cancelled items answer C). No update is accepted after
   a denial or a cancellation (422), nor against a request that was already replaced (409).
-  A `related` Claim that is not one of ours starts a new request.
+  A `related` Claim that is not one of ours starts a new request. An update flags what changed
+  against the Claim it updates (`app.pas.update_flags`, PAS spec-69..72), else 400.
 - `notify_change` queues an event notification for every subscription that hears about the
   request (`app.pas.subscriptions.matches`), inside the caller's transaction.
 """
@@ -40,9 +41,10 @@ from app.fhir.outcomes import FhirError, Issue
 from app.fhir.validation.policy import PAS_V201, PAS_V221, check_inbound, validates_inbound
 from app.pas.adjudicate import Adjudication, Adjudicator
 from app.pas.audit import submit_audit_event
-from app.pas.bundle import RequestBundle, check_claim, check_request_bundle
+from app.pas.bundle import Entry, RequestBundle, check_claim, check_request_bundle
 from app.pas.codes import REQUEST_BUNDLE, PasVersion, fhir_base
 from app.pas.outbox import LIVE_STATUSES, enqueue
+from app.pas.quantities import check_item_quantities
 from app.pas.response import (
     ResponseIds,
     build_claim_response,
@@ -50,6 +52,7 @@ from app.pas.response import (
     response_bundle,
 )
 from app.pas.subscriptions import matches, notification_bundle
+from app.pas.update_flags import check_update_flags
 from app.store.db import SqlConnection
 from app.store.repository import ResourceStore, ResourceWriter, now_us
 from app.store.tables import pas_request_keys, pas_requests, pas_subscriptions
@@ -195,6 +198,8 @@ class PasService:
 
     async def submit(self, payload: Any, submitter: str, version: PasVersion) -> Submitted:
         request = check_request_bundle(payload, parse="none")
+        if version == "2.2.1":
+            check_item_quantities(request.claim)  # PAS prof-2, prof-3
         issues = check_inbound(
             payload, self.settings, profile=REQUEST_BUNDLE, prefer=PREFER[version]
         )
@@ -226,8 +231,9 @@ class PasService:
 
     async def _prior(
         self, request: RequestBundle, submitter: str, version: PasVersion
-    ) -> StoredRequest | None:
-        """The stored request a ClaimUpdate replaces (None when it is not an update of ours)."""
+    ) -> tuple[StoredRequest, Entry] | None:
+        """The stored request a ClaimUpdate replaces, with the prior Claim's entry in the Bundle
+        (None when it is not an update of ours)."""
         claim = request.claim
         for related in claim.resource.get("related") or []:
             codes = {
@@ -259,7 +265,7 @@ class PasService:
                     )
                 ).first()
             if row is not None:
-                return StoredRequest.from_row(row)
+                return StoredRequest.from_row(row), prior_entry
         return None
 
     async def _store(
@@ -270,7 +276,7 @@ class PasService:
         version: PasVersion,
         digest: str,
         received: datetime,
-        prior: StoredRequest | None,
+        prior: tuple[StoredRequest, Entry] | None,
     ) -> Submitted:
         request_id = str(uuid.uuid4())
         ids = ResponseIds.new(
@@ -304,7 +310,9 @@ class PasService:
         try:
             async with self.write() as conn:
                 if prior is not None:
-                    await self._supersede(conn, prior, request_id)
+                    await self._supersede(conn, prior[0], request_id)
+                    # after the prior's own rules (denied, cancelled: 422); a 400 rolls back
+                    check_update_flags(request.claim, prior[1])
                 try:
                     await conn.execute(
                         pas_requests.insert().values(
@@ -318,7 +326,7 @@ class PasService:
                             case_id=case.case_id,
                             received_us=case.received_us,
                             status="cancelled" if adjudication.cancelled else "active",
-                            related_request_id=prior.request_id if prior else None,
+                            related_request_id=prior[0].request_id if prior else None,
                             bundle=orjson.dumps(request.bundle).decode(),
                             extras=orjson.dumps(
                                 [f"{e['resourceType']}/{e['id']}" for e in extras]

@@ -10,10 +10,12 @@ and on the PAS 2.2.1 base the content is `full-resource` (PAS spec-62).
 
 Filters: `org-identifier=<id>` and `orgIdentifier=<id>` (both spellings are in the IG; several
 ids may be comma-separated) restrict the subscription to requests whose submitting organization
-(Claim.provider) carries one of the ids, or whose ISA06 sender id is one of them. Other filter
-expressions are kept on the resource and ignored. Whatever the filters, a subscription only ever
-hears about requests submitted by the same authenticated client that created it (PAS spec-59),
-to the same PAS version's endpoint.
+(Claim.provider) carries one of the ids, or whose ISA06 sender id is one of them. On the PAS
+2.2.1 base the filter criteria are required to be exactly that, `org-identifier=[sending system
+identifier]` (PAS spec-58; 400 otherwise); on the 2.0.1 base other filter expressions (the
+Inferno kit's `Encounter.patient=...`) are kept on the resource and ignored. Whatever the
+filters, a subscription only ever hears about requests submitted by the same authenticated
+client that created it (PAS spec-59), to the same PAS version's endpoint.
 
 Notifications are `history` Bundles whose first entry is the SubscriptionStatus Parameters
 (Backport `backport-subscription-status-r4`). `id-only` (PAS 2.0.1) events name the
@@ -77,6 +79,32 @@ def _extension_values(node: Any, url: str) -> list[Any]:
     return found
 
 
+def _check_org_filter(subscription: dict[str, Any]) -> None:
+    """PAS 2.2.1: the filter criteria are `org-identifier=<ids>` (PAS spec-58)."""
+    extensions = (subscription.get("_criteria") or {}).get("extension") or []
+    criteria = [
+        (position, e.get("valueString"))
+        for position, e in enumerate(extensions)
+        if isinstance(e, dict) and e.get("url") == FILTER_CRITERIA
+    ]
+    if not criteria:
+        raise _bad(
+            "A PAS subscription names the sending system it monitors: filter criteria "
+            "org-identifier=[sending system identifier] (PAS spec-58)",
+            "Subscription._criteria.extension",
+            "required",
+        )
+    for position, criterion in criteria:
+        name, equals, value = str(criterion or "").partition("=")
+        ids = [v.strip() for v in value.split(",")]
+        if name.strip() not in ORG_FILTER_NAMES or not equals or not all(ids):
+            raise _bad(
+                f"Filter criteria {criterion!r} is not org-identifier=[sending system identifier] "
+                "(several ids comma-separated) (PAS spec-58)",
+                f"Subscription._criteria.extension[{position}]",
+            )
+
+
 def org_filters(subscription: dict[str, Any]) -> tuple[str, ...]:
     """The organization ids of the `org-identifier` / `orgIdentifier` filters."""
     values: list[str] = []
@@ -131,6 +159,8 @@ def parse_channel(
             "Subscription.channel._payload.extension",
             "not-supported",
         )
+    if version == "2.2.1":
+        _check_org_filter(subscription)
     headers = channel.get("header") or []
     for position, header in enumerate(headers):
         name, colon, _ = str(header).partition(":")

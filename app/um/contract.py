@@ -22,9 +22,11 @@ quantity certified: `service`, `quantity`; the ClaimResponse gets an `addItem`),
   `reason.display`); `items` not a list of objects, an unknown field in an item, a `sequence`
   that is not a positive integer or is listed twice, an item `decision` not one of the four;
   `quantity` other than with partial or modify, `service` other than with modify; a modify with
-  neither, or with both the same as requested; a `quantity` without a positive `value`, or a
-  unit `code` without its `system`; a `service` without a coding (system and code) in one of the
-  code systems of the PAS value set X12278RequestedServiceType;
+  neither, or with both the same as requested; a `quantity` without a positive `value`, a unit
+  `code` without its `system` or in another system than the X12 quantity units (PAS prof-3), or
+  with neither `unit` nor `code`, its own or the requested item's (PAS prof-2); a `service`
+  without a coding (system and code) in one of the code systems of the PAS value set
+  X12278RequestedServiceType;
 - 400: a `sequence` the Claim has no item for; a partial whose quantity is not less than the
   requested one (in the requested unit); no case-level `decision` while pended items are not
   listed in `items`;
@@ -40,7 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from app.fhir.outcomes import FhirError, Issue
-from app.pas.codes import REQUESTED_SERVICE_SYSTEMS
+from app.pas.codes import REQUESTED_SERVICE_SYSTEMS, X12_673
 from app.pas.response import review_action_code
 from app.pas.review import ITEM_DECISIONS, ItemDecision
 
@@ -121,6 +123,12 @@ def _quantity(raw: Any, where: str) -> dict[str, Any]:
             quantity[key] = text
     if "code" in quantity and "system" not in quantity:
         raise _bad(f"A unit code needs its system (FHIR qty-3): {where}.system", f"{where}.system")
+    if "code" in quantity and quantity["system"] != X12_673:
+        raise _bad(
+            f"A unit code is one of the X12 quantity units, system {X12_673} (PAS prof-3): "
+            f"{where}.system",
+            f"{where}.system",
+        )
     return quantity
 
 
@@ -338,6 +346,12 @@ def resolve_items(
                 409,
             )
         checked = replace(item, quantity=_with_unit(item.quantity, requested.get("quantity")))
+        if checked.quantity is not None and not ({"unit", "code"} & set(checked.quantity)):
+            raise _bad(
+                f"A quantity has a unit or a code (PAS prof-2), and item {item.sequence} was "
+                f"requested without one: {where}.quantity.unit",
+                f"{where}.quantity.unit",
+            )
         _check_partial(checked, requested.get("quantity"), where)
         _check_modification(checked, requested, where)
         listed[item.sequence] = checked

@@ -4,7 +4,9 @@ A `#id` reference resolves in the `contained` of the root resource; any other re
 entry of the innermost Bundle being walked (see `bundles.py`). A resolved target must be one of
 the resource types the element allows and agree with `Reference.type`. An unresolved reference
 is an error where the Bundle must be complete (`CLOSED_BUNDLES`, document and message Bundles,
-`urn:` references) and a warning elsewhere.
+`urn:` references) and a warning elsewhere. In a PAS request Bundle, a Claim after the first
+entry (the one a ClaimUpdate updates) may point at its own prior version, which is left out of
+the Bundle (PAS spec-66): that reference is not checked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from app.fhir.validation.structure import TypeRef
 
 _LITERAL_REF = re.compile(
     r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$"
+)
+#: A Claim after the first entry (the Claim a PAS ClaimUpdate updates) pointing at its own
+#: prior version, which PAS spec-66 keeps out of the Bundle.
+_PRIOR_OF_PRIOR = re.compile(
+    r"^Bundle\.entry\[[1-9]\d*\]\.resource\.related\[\d+\]\.claim\.reference$"
 )
 _PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
 #: Bundles whose every reference must resolve to an entry, with the IG statement that says so.
@@ -85,6 +92,10 @@ def _dangling(run: Run, reference: str, path: str) -> None:
         return  # the core invariant ref-1 (on every Reference) reports it
     bundle = run.bundles[-1]
     message = f"Reference {reference} cannot be resolved in the Bundle"
+    if bundle.closed and _PRIOR_OF_PRIOR.match(path):
+        ctx = run.resources[-1] if run.resources else None
+        if ctx is not None and ctx.root.get("resourceType") == "Claim":
+            return  # PAS spec-66: the updated Claim's own predecessor is not included
     if bundle.closed:
         run.add(
             "error",

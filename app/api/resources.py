@@ -1,5 +1,6 @@
 """The FHIR REST interactions at `/fhir/<type>`: read, vread, history, create, update, delete,
-search. Routes exist only for the types in the registry (unknown types answer 404).
+search. Routes exist only for the types in the registry (unknown types answer 404). Read and
+vread also answer under the PAS 2.2.1 base, whose responses name resources by URLs below it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.fhir.model_classes import model_class
 from app.fhir.models import check_resource, parse_json_body
 from app.fhir.negotiation import check_body_media_type, negotiate
 from app.fhir.outcomes import FhirError
+from app.pas.codes import BASE_PATHS
 from app.registry import ResourceSpec
 from app.store.repository import SearchPage, StoredResource, parse_if_match
 from app.store.search import parse_search, unknown_parameter_issue
@@ -111,6 +113,15 @@ async def vread(
     assert stored.body is not None
     headers = {"ETag": stored.etag, "Last-Modified": stored.last_updated}
     return fhir_response(stored.body, 200, headers, pretty=negotiated.pretty)
+
+
+# The PAS 2.2.1 base (`/fhir/pas-2.2.1`, PAS conf-1) names the resources of its requests and
+# answers by URLs under itself (`fullUrl`, `ClaimResponse.request`): they read the same store.
+for _base in sorted({path for path in BASE_PATHS.values() if path != router.prefix}):
+    _below = _base.removeprefix(router.prefix)
+    _one = f"{_below}/{{resource_type}}/{{resource_id}}"
+    router.add_api_route(_one, read, methods=["GET"])
+    router.add_api_route(f"{_one}/_history/{{version_id}}", vread, methods=["GET"])
 
 
 @router.get("/{resource_type}/{resource_id}/_history")

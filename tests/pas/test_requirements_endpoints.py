@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from app.pas.codes import BASE_PATHS
 from app.pas.variants import CPT, SLEEVE_GASTRECTOMY, variant, with_member, with_service
 from app.store.db import create_database
 from app.store.tables import pas_requests, review_cases
@@ -210,6 +211,36 @@ def test_the_payers_reviewers_get_the_entire_request_bundle(pas: PasServer, vers
     assert {k: v for k, v in claim.items() if k not in ("id", "meta")} == {
         k: v for k, v in request["entry"][0]["resource"].items() if k not in ("id", "meta")
     }
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_urls_a_response_names_resolve_at_its_own_base(pas: PasServer, version: str) -> None:
+    """The response names its resources by URLs under the base it was sent to (`/fhir/pas-2.2.1`
+    for 2.2.1): each `fullUrl` Greenlight minted, and `ClaimResponse.request`, reads the same
+    resource there (read and vread)."""
+    body = _submitted(
+        pas, variant("pend", kit(version, "approval_pa_submit_request_payload")), version
+    )
+    claim_response = body["entry"][0]["resource"]
+    minted = [
+        e
+        for e in body["entry"]
+        if e["resource"]["resourceType"] in ("ClaimResponse", "Task", "CommunicationRequest")
+    ]
+    assert {e["resource"]["resourceType"] for e in minted} >= {"ClaimResponse", "Task"}
+    base = pas.server.base_url + BASE_PATHS[version]
+    with pas.client() as client:
+        for entry in minted:
+            assert entry["fullUrl"].startswith(base + "/")
+            read = client.get(entry["fullUrl"])
+            assert read.status_code == 200, (entry["fullUrl"], read.text)
+            assert read.json()["id"] == entry["resource"]["id"]
+            version_id = read.json()["meta"]["versionId"]
+            assert client.get(f"{entry['fullUrl']}/_history/{version_id}").status_code == 200
+        request_url = claim_response["request"]["reference"]
+        claim = client.get(request_url if "://" in request_url else f"{base}/{request_url}")
+        assert claim.status_code == 200, claim.text
+        assert claim.json()["resourceType"] == "Claim"
 
 
 # --- spec-73: pended requests stay answerable -----------------------------------------------------

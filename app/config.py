@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     cds_allow_unsigned: bool = Field(
         default=False, description="Accept CDS Hooks calls without a JWT (demo mode only)"
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="Keep start-up data out of the cyclic GC's full passes (app/long_lived.py); "
+        "off only where one process builds many apps (the tests)",
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10000)

@@ -19,6 +19,7 @@ from app.api.operations.dtr import build_dtr_services
 from app.auth.cds_jwt import CdsJwtVerifier, OpenCdsAccess, build_cds_verifier
 from app.auth.guard import Authenticator, OpenAccess
 from app.config import Settings, get_settings
+from app.long_lived import freeze_long_lived
 from app.pas.adjudicate import Adjudicator
 from app.pas.outbox import OutboxWorker
 from app.pas.service import PasService
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         outbox.start()
+        if settings.gc_freeze:
+            freeze_long_lived()  # start-up data out of the full GC passes (app/long_lived.py)
         yield
         await outbox.stop()
         await http.aclose()

@@ -95,6 +95,7 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory) -> SettingsFactory:
             "ig_packages": FHIR_PACKAGES,
             "data_dir": tmp_path_factory.mktemp("data"),
             "token_secret": "test-secret-not-for-production-0123456789",
+            "gc_freeze": False,  # many apps in one process: frozen objects would never be freed
         }
         values.update(overrides)
         return Settings.model_validate(values)

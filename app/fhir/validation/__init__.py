@@ -19,10 +19,11 @@ from app.config import Settings
 from app.fhir.packages import PackageError, load_registry
 from app.fhir.validation.run import ValidationResult
 from app.fhir.validation.validator import Validator
+from app.long_lived import freeze_long_lived
 
 
 @lru_cache(maxsize=16)
-def _validator(directory: str, prefer: str | None) -> Validator:
+def _validator(directory: str, prefer: str | None, freeze: bool) -> Validator:
     registry = load_registry(Path(directory))
     if registry.package("hl7.fhir.r4.core") is None:
         raise PackageError(
@@ -34,17 +35,21 @@ def _validator(directory: str, prefer: str | None) -> Validator:
         preferred = registry.package(name, version or None)
         if preferred is None:
             raise LookupError(f"package {prefer} is not in {directory}")
-    return Validator(registry, preferred)
+    validator = Validator(registry, preferred)
+    if freeze:
+        freeze_long_lived()  # the packages stay loaded for the process's life
+    return validator
 
 
-def validator_for(directory: Path, prefer: str | None = None) -> Validator:
-    """The cached validator over the packages in `directory` (`prefer`: `name#version`)."""
-    return _validator(str(directory.resolve()), prefer)
+def validator_for(directory: Path, prefer: str | None = None, *, freeze: bool = False) -> Validator:
+    """The cached validator over the packages in `directory` (`prefer`: `name#version`);
+    `freeze`: then keep the loaded packages out of the cyclic GC (`app.long_lived`)."""
+    return _validator(str(directory.resolve()), prefer, freeze)
 
 
 def get_validator(settings: Settings, prefer: str | None = None) -> Validator:
     """The validator over `settings.ig_packages`."""
-    return validator_for(settings.ig_packages, prefer)
+    return validator_for(settings.ig_packages, prefer, freeze=settings.gc_freeze)
 
 
 def clear_validators() -> None:

@@ -333,7 +333,8 @@ class PackageBuilder:
             decision = item.decision
             if order is not None and _codes(order) != _codes_of_inputs(item.inputs):
                 decision = self._decide(order, membership)  # prof-1: the order changed
-            asked_docs = asked_docs or bool(decision.doc_needed)
+            # DTR oper-8: what CRD said (the stored decision), whatever the orders now need
+            asked_docs = asked_docs or bool(item.decision.doc_needed)
             if order is None:
                 order = _stub_order(item.order_ref)
             self._apply(order, decision)

@@ -223,6 +223,7 @@ class CrdResponder:
                 )
                 answers.append((membership, assertion))
             sites = await self._sites(answers)
+            updates: dict[str, dict[str, Any]] = {}  # order reference -> the order annotated
             for membership, assertion in answers:
                 self._render(
                     service,
@@ -234,6 +235,15 @@ class CrdResponder:
                     options,
                     sites,
                     request,
+                    updates,
+                )
+            # One update per order carrying the information of every coverage: separate updates
+            # per coverage would each overwrite the other's extension when the EHR applies them.
+            for reference, updated in updates.items():
+                response["systemActions"].append(
+                    update_action(
+                        updated, f"Coverage information from {self.deps.payer_name} for {reference}"
+                    )
                 )
         if options["insurance"]:
             response["cards"].extend(
@@ -381,6 +391,7 @@ class CrdResponder:
         options: dict[str, Any],
         sites: dict[str, cards.Site],
         request: HookRequest,
+        updates: dict[str, dict[str, Any]],
     ) -> None:
         payer = self.deps.payer_name
         crd_22 = request.wants_crd_22
@@ -410,13 +421,9 @@ class CrdResponder:
             )
             existing = existing_information(order, membership.client_reference)
             if existing is None or not same_answer(existing, extension):  # resp-35
-                response["systemActions"].append(
-                    update_action(
-                        annotated(order, extension, membership.client_reference),
-                        f"Coverage information from {payer} for "
-                        f"{order['resourceType']}/{order['id']}",
-                    )
-                )
+                reference = f"{order['resourceType']}/{order['id']}"
+                base = updates.get(reference, order)
+                updates[reference] = annotated(base, extension, membership.client_reference)
             if membership.found and membership.active_on(today):
                 response["cards"].append(cards.coverage_card(order, decision, payer))
             if self.deps.dtr_app_url and decision.questionnaires and service.primary:

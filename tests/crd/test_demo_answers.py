@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.crd.conftest import DTR_APP_URL, CrdServer
-from tests.crd.hook_requests import HCPCS, RXNORM, coverage_information, order_sign
+from tests.crd.hook_requests import HCPCS, RXNORM, coverage_information, ehr_coverage, order_sign
 
 GOLD_MEMBER, SILVER_MEMBER, CANCELLED_MEMBER = "10A3D58WH456", "GLH50873304", "GLH50744219"
 SERVICE = "order-sign-crd"
@@ -181,3 +181,28 @@ def test_documentation_needed_offers_the_dtr_app_with_the_assertion(crd: CrdServ
     assert context["questionnaire"] == [LUMBAR_MRI_FORM]
     office, _ = _answer(crd, order_sign(GOLD_MEMBER, "99213"))
     assert not [c for c in office["cards"] if c.get("links", [{}])[0].get("type") == "smart"]
+
+
+def test_two_coverages_give_one_update_per_order_carrying_both_answers(crd: CrdServer) -> None:
+    """A patient with two Coverages in the EHR (the Gold plan, and an id no member has): the
+    order comes back in one `update` holding a coverage-information extension per Coverage.
+    Two updates of the same order, one per coverage, would each erase the other when applied."""
+    body = order_sign(GOLD_MEMBER, "72148")
+    other = ehr_coverage("NOBODY-2")
+    body["prefetch"]["coverage"]["entry"].append({"resource": other})
+    response = crd.call(SERVICE, body)
+    assert response.status_code == 200, response.text
+    actions = response.json()["systemActions"]
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    updates = [a for a in actions if a["resource"]["id"] == order["id"]]
+    assert len(updates) == 1, actions
+    infos = coverage_information({"systemActions": updates})
+    by_coverage = {info["coverage"][0]["reference"]: info for info in infos}
+    assert set(by_coverage) == {
+        f"Coverage/{ehr_coverage(GOLD_MEMBER)['id']}",
+        f"Coverage/{other['id']}",
+    }
+    assert by_coverage[f"Coverage/{other['id']}"]["covered"] == ["not-covered"]
+    assert by_coverage[f"Coverage/{ehr_coverage(GOLD_MEMBER)['id']}"]["pa-needed"] == [
+        "auth-needed"
+    ]

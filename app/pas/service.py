@@ -464,33 +464,24 @@ class PasService:
                 .values(events_count=events)
             )
             url = f"{self.base(row.pas_version)}/Subscription/{row.subscription_id}"
+            focus_url: str | None = None
+            focus_resource: dict[str, Any] | None = None
             if row.content == "full-resource":
                 if bundle is None:
                     bundle = await self.response_for(stored, claim_response)
-                focus = f"{self.base(stored.pas_version)}/Bundle/{bundle['id']}"
-                payload = notification_bundle(
-                    url,
-                    "active",
-                    "event-notification",
-                    events,
-                    event_number=events,
-                    focus_url=focus,
-                    focus_resource=bundle,
-                )
+                focus_url = f"{self.base(stored.pas_version)}/Bundle/{bundle['id']}"
+                focus_resource = bundle
             elif row.content == "id-only":
-                focus = f"{self.base(stored.pas_version)}/ClaimResponse/{claim_response['id']}"
-                payload = notification_bundle(
-                    url,
-                    "active",
-                    "event-notification",
-                    events,
-                    event_number=events,
-                    focus_url=focus,
-                )
-            else:
-                payload = notification_bundle(
-                    url, "active", "event-notification", events, event_number=events
-                )
+                focus_url = f"{self.base(stored.pas_version)}/ClaimResponse/{claim_response['id']}"
+            payload = notification_bundle(
+                url,
+                "active",
+                "event-notification",
+                events,
+                event_number=events,
+                focus_url=focus_url,
+                focus_resource=focus_resource,
+            )
             await enqueue(conn, "event-notification", row.subscription_id, payload)
             queued += 1
         return queued

@@ -10,12 +10,9 @@ OperationDefinition's `Questionnaire` and `OperationOutcome`.
 
 from __future__ import annotations
 
-import base64
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +20,7 @@ from starlette.responses import Response
 from app.api.context import services
 from app.api.operations.dtr import json_body
 from app.auth.guard import authorize
+from app.fhir.audit import audit_event, client_agent, coding, json_detail
 from app.fhir.jsonio import fhir_response
 from app.fhir.models import check_resource
 from app.fhir.negotiation import negotiate
@@ -82,39 +80,27 @@ def _reports(body: Any) -> tuple[list[str], list[dict[str, Any]]]:
     return canonicals, outcomes
 
 
-def _audit_event(canonicals: list[str], outcomes: list[dict[str, Any]], who: str) -> dict[str, Any]:
-    return {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [
-            {
-                "system": "https://greenlight.example.org/fhir/CodeSystem/dtr-operation",
-                "code": "log-questionnaire-errors",
-            }
-        ],
-        "action": "C",
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "outcome": "0",
-        "agent": [{"who": {"display": who}, "requestor": True}],
-        "source": {"site": "Greenlight DTR", "observer": {"display": "$log-questionnaire-errors"}},
-        "entity": [
+DTR_OPERATION = "https://greenlight.example.org/fhir/CodeSystem/dtr-operation"
+
+
+def _audit_event(
+    canonicals: list[str], outcomes: list[dict[str, Any]], client_id: str | None
+) -> dict[str, Any]:
+    """The report as an AuditEvent: one entity per Questionnaire, each OperationOutcome a detail."""
+    return audit_event(
+        subtype=[coding(DTR_OPERATION, "log-questionnaire-errors")],
+        action="C",
+        agents=[client_agent(client_id, None if client_id else "anonymous caller")],
+        site="Greenlight DTR",
+        observer="$log-questionnaire-errors",
+        entities=[
             {
                 "what": {"display": canonical},
-                "detail": [
-                    {
-                        "type": "OperationOutcome",
-                        "valueBase64Binary": base64.b64encode(orjson.dumps(outcome)).decode(),
-                    }
-                    for outcome in outcomes
-                ],
+                "detail": [json_detail("OperationOutcome", outcome) for outcome in outcomes],
             }
             for canonical in canonicals
         ],
-    }
+    )
 
 
 @router.post(PATH)
@@ -133,9 +119,9 @@ async def log_questionnaire_errors(request: Request) -> Response:
                     issue.get("code"),
                     issue.get("diagnostics") or (issue.get("details") or {}).get("text") or "",
                 )
-    who = "anonymous caller" if principal.anonymous else principal.client_id
+    client_id = None if principal.anonymous else principal.client_id
     async with services(request).store.transaction() as tx:
-        stored = await tx.create(_audit_event(canonicals, outcomes, who))
+        stored = await tx.create(_audit_event(canonicals, outcomes, client_id))
     message = f"Recorded {count} issue(s) for {', '.join(canonicals)} as AuditEvent/{stored.id}"
     return fhir_response(
         operation_outcome([Issue("information", "informational", message)]),

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import ClientConfig
 from app.store.db import WriteEngine
+from app.store.row_writes import row_write, run_write
 from app.store.tables import used_assertion_ids
 
 log = logging.getLogger("greenlight.auth")
@@ -179,7 +180,7 @@ class RemoteJwks:
         return index_jwks(document, self.url)
 
 
-_RECORD_JTI = insert(used_assertion_ids)  # built once; executed with a parameter dict
+_RECORD_JTI = row_write(insert(used_assertion_ids), ("client_id", "jti", "expires_at"))
 
 
 class ReplayGuard:
@@ -200,8 +201,10 @@ class ReplayGuard:
                     await conn.execute(
                         delete(used_assertion_ids).where(used_assertion_ids.c.expires_at < int(now))
                     )
-                await conn.execute(
-                    _RECORD_JTI, {"client_id": client_id, "jti": jti, "expires_at": expires_at}
+                await run_write(
+                    conn,
+                    _RECORD_JTI,
+                    {"client_id": client_id, "jti": jti, "expires_at": expires_at},
                 )
         except IntegrityError:
             return False

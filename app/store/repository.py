@@ -7,7 +7,6 @@ Domain code receives `StoredResource` values (JSON bytes plus version metadata),
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,27 +14,46 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.fhir.outcomes import FhirError, gone, not_found
 from app.registry import Registry
 from app.store.db import Database, SqlConnection
+from app.store.ids import new_row_id
 from app.store.indexing import index_entries
+from app.store.row_writes import row_write, run_write, run_write_many
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
 from app.store.tables import resource_versions, resources, search_index
 
 # Built once: a statement object reused with plain parameter dicts skips SQLAlchemy's per-call
 # `.values()` coercion and hits the compiled-statement cache at once (the write hot path).
-_INSERT_RESOURCE = insert(resources)
-_INSERT_VERSION = insert(resource_versions)
-_INSERT_INDEX = insert(search_index)
-_DELETE_INDEX = delete(search_index).where(
-    search_index.c.resource_type == bindparam("w_type"),
-    search_index.c.resource_id == bindparam("w_id"),
+_ROW_COLUMNS = ("resource_type", "id", "version_id", "last_updated_us", "deleted", "body")
+_INSERT_RESOURCE = row_write(insert(resources), _ROW_COLUMNS)
+_INSERT_VERSION = row_write(insert(resource_versions), _ROW_COLUMNS)
+_INSERT_INDEX = row_write(
+    insert(search_index), ("resource_type", "resource_id", "param", "system", "value")
 )
-_NEXT_VERSION = (
+_DELETE_INDEX = row_write(
+    delete(search_index).where(
+        search_index.c.resource_type == bindparam("w_type"),
+        search_index.c.resource_id == bindparam("w_id"),
+    )
+)
+_NEXT_VERSION = row_write(
     update(resources)
     .where(
         resources.c.resource_type == bindparam("w_type"),
@@ -95,7 +113,8 @@ def format_instant(epoch_us: int) -> str:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A new resource id (time-ordered: `app.store.ids`)."""
+    return new_row_id()
 
 
 def _with_meta(resource: dict[str, Any], resource_id: str, version: int, stamp: int) -> bytes:
@@ -111,6 +130,24 @@ def _row_to_stored(resource_type: str, resource_id: str, row: Any) -> StoredReso
     body = row.body.encode("utf-8") if row.body is not None else None
     return StoredResource(
         resource_type, resource_id, row.version_id, row.last_updated_us, bool(row.deleted), body
+    )
+
+
+def _row_values(stored: StoredResource) -> dict[str, Any]:
+    """The columns of a `resources` / `resource_versions` row holding `stored`."""
+    return {
+        "resource_type": stored.resource_type,
+        "id": stored.id,
+        "version_id": stored.version_id,
+        "last_updated_us": stored.last_updated_us,
+        "deleted": stored.deleted,
+        "body": None if stored.body is None else stored.body.decode("utf-8"),
+    }
+
+
+def _changed_concurrently(current: StoredResource) -> FhirError:
+    return FhirError.single(
+        409, "conflict", f"{current.resource_type}/{current.id} was changed concurrently; retry"
     )
 
 
@@ -179,24 +216,15 @@ class ResourceWriter:
         rid = resource_id or new_id()
         stamp = now_us()
         body = _with_meta(resource, rid, 1, stamp)
+        stored = StoredResource(resource_type, rid, 1, stamp, False, body)
         try:
-            await self._conn.execute(
-                _INSERT_RESOURCE,
-                {
-                    "resource_type": resource_type,
-                    "id": rid,
-                    "version_id": 1,
-                    "last_updated_us": stamp,
-                    "deleted": False,
-                    "body": body.decode("utf-8"),
-                },
-            )
+            await run_write(self._conn, _INSERT_RESOURCE, _row_values(stored))
         except IntegrityError:
             raise FhirError.single(
                 409, "conflict", f"{resource_type}/{rid} already exists", f"{resource_type}.id"
             ) from None
-        await self._record(resource_type, rid, 1, stamp, body, resource, new=True)
-        return StoredResource(resource_type, rid, 1, stamp, False, body)
+        await self._index(resource_type, rid, resource, new=True)
+        return stored
 
     async def update(
         self, resource: dict[str, Any], resource_id: str, if_match: int | None = None
@@ -227,7 +255,12 @@ class ResourceWriter:
         version = current.version_id + 1
         stamp = max(now_us(), current.last_updated_us + 1000)
         body = None if resource is None else _with_meta(resource, current.id, version, stamp)
-        result = await self._conn.execute(
+        try:  # the superseded version moves to the history
+            await run_write(self._conn, _INSERT_VERSION, _row_values(current))
+        except IntegrityError:
+            raise _changed_concurrently(current) from None
+        written = await run_write(
+            self._conn,
             _NEXT_VERSION,
             {
                 "w_type": current.resource_type,
@@ -239,40 +272,19 @@ class ResourceWriter:
                 "body": None if body is None else body.decode("utf-8"),
             },
         )
-        if result.rowcount != 1:
-            raise FhirError.single(
-                409,
-                "conflict",
-                f"{current.resource_type}/{current.id} was changed concurrently; retry",
-            )
-        await self._record(current.resource_type, current.id, version, stamp, body, resource)
+        if written != 1:
+            raise _changed_concurrently(current)
+        await self._index(current.resource_type, current.id, resource, new=False)
         return StoredResource(current.resource_type, current.id, version, stamp, body is None, body)
 
-    async def _record(
-        self,
-        resource_type: str,
-        resource_id: str,
-        version: int,
-        stamp: int,
-        body: bytes | None,
-        resource: dict[str, Any] | None,
-        *,
-        new: bool = False,
+    async def _index(
+        self, resource_type: str, resource_id: str, resource: dict[str, Any] | None, *, new: bool
     ) -> None:
-        """The version row, and the search index rows replaced (a new resource has none yet)."""
-        await self._conn.execute(
-            _INSERT_VERSION,
-            {
-                "resource_type": resource_type,
-                "id": resource_id,
-                "version_id": version,
-                "last_updated_us": stamp,
-                "deleted": body is None,
-                "body": None if body is None else body.decode("utf-8"),
-            },
-        )
+        """The search index rows of the resource's new content (replacing the old ones)."""
         if not new:
-            await self._conn.execute(_DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id})
+            await run_write(
+                self._conn, _DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id}
+            )
         spec = self._registry.resource(resource_type)
         if resource is None or spec is None:
             return
@@ -287,7 +299,7 @@ class ResourceWriter:
             for entry in index_entries(spec, resource)
         ]
         if rows:
-            await self._conn.execute(_INSERT_INDEX, rows)
+            await run_write_many(self._conn, _INSERT_INDEX, rows)
 
 
 def _value_condition(match: ValueMatch) -> ColumnElement[bool]:
@@ -344,16 +356,40 @@ class _PointRow(NamedTuple):
 _CURRENT_ROW = select(
     resources.c.version_id, resources.c.last_updated_us, resources.c.deleted, resources.c.body
 ).where(resources.c.resource_type == bindparam("t"), resources.c.id == bindparam("i"))
-_VERSION_ROW = select(
+_VERSION_COLUMNS = (
     resource_versions.c.version_id,
     resource_versions.c.last_updated_us,
     resource_versions.c.deleted,
     resource_versions.c.body,
-).where(
-    resource_versions.c.resource_type == bindparam("t"),
-    resource_versions.c.id == bindparam("i"),
-    resource_versions.c.version_id == bindparam("v"),
 )
+_CURRENT_COLUMNS = (
+    resources.c.version_id,
+    resources.c.last_updated_us,
+    resources.c.deleted,
+    resources.c.body,
+)
+# A version is in the history once superseded, else it is the current row.
+_VERSION_ROW = union_all(
+    select(*_VERSION_COLUMNS).where(
+        resource_versions.c.resource_type == bindparam("t"),
+        resource_versions.c.id == bindparam("i"),
+        resource_versions.c.version_id == bindparam("v"),
+    ),
+    select(*_CURRENT_COLUMNS).where(
+        resources.c.resource_type == bindparam("t"),
+        resources.c.id == bindparam("i"),
+        resources.c.version_id == bindparam("v"),
+    ),
+)
+_HISTORY_ROWS = union_all(
+    select(*_VERSION_COLUMNS).where(
+        resource_versions.c.resource_type == bindparam("t"),
+        resource_versions.c.id == bindparam("i"),
+    ),
+    select(*_CURRENT_COLUMNS).where(
+        resources.c.resource_type == bindparam("t"), resources.c.id == bindparam("i")
+    ),
+).order_by(text("version_id DESC"))
 
 
 _BY_TOKEN = (
@@ -462,21 +498,7 @@ class ResourceStore:
     async def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
         """Every version, newest first; 404 when the resource never existed."""
         async with self.database.reader.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        resource_versions.c.version_id,
-                        resource_versions.c.last_updated_us,
-                        resource_versions.c.deleted,
-                        resource_versions.c.body,
-                    )
-                    .where(
-                        resource_versions.c.resource_type == resource_type,
-                        resource_versions.c.id == resource_id,
-                    )
-                    .order_by(resource_versions.c.version_id.desc())
-                )
-            ).all()
+            rows = (await conn.execute(_HISTORY_ROWS, {"t": resource_type, "i": resource_id})).all()
         if not rows:
             raise not_found(resource_type, resource_id)
         return [_row_to_stored(resource_type, resource_id, row) for row in rows]

@@ -18,9 +18,12 @@ _CURRENT = (
     "SELECT version_id, last_updated_us, deleted, body FROM resources "
     "WHERE resource_type = ? AND id = ?"
 )
+# Superseded versions are in `resource_versions`; the current one only in `resources`.
 _VERSION = (
     "SELECT version_id, last_updated_us, deleted, body FROM resource_versions "
-    "WHERE resource_type = ? AND id = ? AND version_id = ?"
+    "WHERE resource_type = ?1 AND id = ?2 AND version_id = ?3 "
+    "UNION ALL SELECT version_id, last_updated_us, deleted, body FROM resources "
+    "WHERE resource_type = ?1 AND id = ?2 AND version_id = ?3"
 )
 
 Row = tuple[int, int, int, str | None]

@@ -16,6 +16,13 @@ its COMMIT never wait.
 `begin()` yields a connection with the one method the repositories use, `await execute(...)`,
 so code written against SQLAlchemy's `AsyncConnection` runs unchanged.
 
+Transactions that start in the same turns of the event loop share one COMMIT (group commit).
+Each `begin()` block is a SAVEPOINT inside the open SQLite transaction, released when the block
+ends and rolled back to when it raises, so a block is still all or nothing; the block's caller
+resumes only once the shared COMMIT is done (or raises the COMMIT's error), so nothing is
+reported written before it is. A COMMIT writes each changed page to the WAL once, however many
+blocks changed it: concurrent requests that each insert a few rows share most pages.
+
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for
 milliseconds. The write connection turns auto-checkpointing off and, at most once per
@@ -42,17 +49,25 @@ from sqlalchemy.sql.base import Executable
 log = logging.getLogger("greenlight.store")
 
 _CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+_SAVEPOINT = "SAVEPOINT greenlight_write"
+_RELEASE = "RELEASE greenlight_write"
+_ROLLBACK_TO = "ROLLBACK TO greenlight_write"
 _FIRST_RETRY_SECONDS = 0.0005
 _LONGEST_RETRY_SECONDS = 0.05
 
 
 class LoopConnection:
-    """A connection inside a write transaction; statements run on the calling thread."""
+    """A connection inside a write transaction; statements run on the calling thread.
 
-    __slots__ = ("_connection",)
+    `raw` is the same connection's `sqlite3.Connection`, for prebuilt writes
+    (`app.store.row_writes`).
+    """
 
-    def __init__(self, connection: Connection) -> None:
+    __slots__ = ("_connection", "raw")
+
+    def __init__(self, connection: Connection, raw: sqlite3.Connection) -> None:
         self._connection = connection
+        self.raw = raw
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         return self._connection.execute(statement, parameters)
@@ -63,6 +78,48 @@ def _is_busy(error: OperationalError) -> bool:
     return isinstance(original, sqlite3.OperationalError) and getattr(
         original, "sqlite_errorcode", None
     ) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class _Batch:
+    """The blocks written since the open transaction's BEGIN, each waiting for its COMMIT.
+
+    Each block waits on a future of its own, so a caller that is cancelled while waiting
+    cancels only its wait, never the COMMIT the other blocks wait for.
+    """
+
+    __slots__ = ("_error", "_loop", "_settled", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiters: list[asyncio.Future[None]] = []
+        self._settled = False
+        self._error: BaseException | None = None
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future done when the batch is committed (or raising why it was not)."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._settled:
+            self._resolve(waiter)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, error: BaseException | None) -> None:
+        """Committed (`error` None) or failed: every block's wait ends."""
+        if self._settled:
+            return
+        self._settled, self._error = True, error
+        for waiter in self._waiters:
+            self._resolve(waiter)
+        self._waiters.clear()
+
+    def _resolve(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():
+            return  # its caller was cancelled
+        if self._error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(self._error)
 
 
 class SqliteWriteEngine:
@@ -85,6 +142,8 @@ class SqliteWriteEngine:
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpointing: asyncio.Future[None] | None = None
         self._checkpointed_at = time.monotonic()
+        self._batch: _Batch | None = None
+        self._committer: asyncio.Task[None] | None = None
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -127,17 +186,78 @@ class SqliteWriteEngine:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[LoopConnection]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        The block is a savepoint of the batch open now (see the module docstring); leaving it
+        waits for that batch's COMMIT.
+        """
         async with self._lock():
             connection = self._connect()
-            await self._begin(connection)
+            batch = self._batch
+            if batch is None:
+                await self._begin(connection)
+                batch = self._open_batch()
+            raw = self._raw_connection(connection)
+            raw.execute(_SAVEPOINT)
             try:
-                yield LoopConnection(connection)
-                connection.commit()
+                yield LoopConnection(connection, raw)
+                raw.execute(_RELEASE)
             except BaseException:
-                connection.rollback()
+                self._undo(raw, batch)
                 raise
+            committed = batch.waiter()
+        await committed
+
+    def _open_batch(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        batch = _Batch(loop)
+        self._batch = batch
+        self._committer = loop.create_task(self._commit_when_idle(batch))
+        return batch
+
+    def _undo(self, raw: sqlite3.Connection, batch: _Batch) -> None:
+        """Roll the failed block back to its savepoint; if SQLite already rolled the whole
+        transaction back (an I/O error, a full disk), the batch fails with it."""
+        try:
+            if raw.in_transaction:
+                raw.execute(_ROLLBACK_TO)
+                raw.execute(_RELEASE)
+                return
+        except sqlite3.Error as exc:
+            log.warning("rolling back a write to its savepoint failed: %s", exc)
+        self._fail(batch, sqlite3.OperationalError("the write transaction was rolled back"))
+
+    def _fail(self, batch: _Batch, error: BaseException) -> None:
+        """End the batch's transaction (the write lock with it) and fail its blocks."""
+        if self._batch is batch:
+            self._batch = None
+        if self._connection is not None:
+            self._connection.rollback()  # SQLAlchemy's record of the transaction
+            raw = self._raw_connection(self._connection)
+            if raw.in_transaction:  # a failed COMMIT leaves SQLite's open: end it too
+                raw.rollback()
+        batch.settle(error)
+
+    async def _commit_when_idle(self, batch: _Batch) -> None:
+        """COMMIT the batch once the blocks that are ready to run in this loop turn have."""
+        await asyncio.sleep(0)
+        async with self._lock():
+            if self._batch is not batch or self._connection is None:
+                return  # failed (and rolled back) meanwhile
+            self._batch = None
+            try:
+                self._connection.commit()
+            except BaseException as exc:
+                self._fail(batch, exc)
+                return
+            batch.settle(None)
         self._after_commit()
+
+    @staticmethod
+    def _raw_connection(connection: Connection) -> sqlite3.Connection:
+        raw = connection.connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return raw
 
     def _after_commit(self) -> None:
         now = time.monotonic()
@@ -163,6 +283,8 @@ class SqliteWriteEngine:
         self._checkpointer.execute(_CHECKPOINT).fetchall()
 
     async def dispose(self) -> None:
+        if self._committer is not None and not self._committer.done():
+            await asyncio.wait([self._committer])
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing])
         if self._checkpointer is not None:

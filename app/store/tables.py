@@ -1,8 +1,9 @@
 """SQLAlchemy table definitions (Core). Wire models are never rows: see `repository`.
 
-`resources` holds the current version of each resource, `resource_versions` every version (for
-vread and history), `search_index` one row per indexed value of a search parameter, and
-`used_assertion_ids` the client-assertion `jti`s seen by the token endpoint (replay defence).
+`resources` holds the current version of each resource, `resource_versions` every superseded
+version (vread and history read both: migration 0004), `search_index` one row per indexed value
+of a search parameter, and `used_assertion_ids` the client-assertion `jti`s seen by the token
+endpoint (replay defence).
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Prebuilt row writes (INSERT, UPDATE, DELETE) that skip SQLAlchemy's per-call work on SQLite.
+
+The hot writes (a resource, its version and index rows, a `jti`) are the same few statements
+with new values. Through SQLAlchemy each execution builds an execution context, processes the
+parameters and wraps a result: more time than SQLite takes to insert the row. A `RowWrite` is
+compiled for SQLite once, at import; on the process's SQLite write connection
+(`LoopConnection`) it runs as that SQL text with positional values, on any other connection
+(PostgreSQL, in-memory SQLite) as the SQLAlchemy statement it was built from. A single row's
+write gives the number of rows written (`run_write`); a list of rows (`run_write_many`) gives
+nothing, as asyncpg does not count them. A constraint violation is SQLAlchemy's
+`IntegrityError` either way.
+
+Only columns that need no conversion on the way in may be bound (integers, text, and booleans,
+which SQLite stores as 0/1 as SQLAlchemy does; not enums, which SQLAlchemy stores by name), and
+every bound column must be listed and given: a column left to its SQLAlchemy default would be
+filled on one path and missing on the other. Anything else is refused when the write is built,
+not when it runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BindParameter
+
+from app.store.db import SqlConnection
+from app.store.sqlite_writer import LoopConnection
+
+_SQLITE = SQLiteDialect_pysqlite()
+_PLAIN_TYPES = (Integer, String, Boolean)
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """A DML statement, its SQLite text and the parameter names in the text's order."""
+
+    statement: UpdateBase
+    sqlite_sql: str
+    names: tuple[str, ...]
+
+    def values(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[name] for name in self.names)
+
+
+def row_write(statement: UpdateBase, columns: Sequence[str] = ()) -> RowWrite:
+    """Prebuild `statement`; `columns` are the columns an INSERT sets or an UPDATE assigns."""
+    compiled = statement.compile(dialect=_SQLITE, column_keys=list(columns))
+    names = tuple(compiled.positiontup or ())
+    for name in names:
+        bound = compiled.binds[name].type
+        if isinstance(bound, Enum) or not isinstance(bound, _PLAIN_TYPES):
+            raise TypeError(f"{compiled.string}: parameter {name} is {bound!r}, not plain")
+    defaulted = set(names) - set(columns) - _where_names(statement)
+    if defaulted:
+        raise TypeError(
+            f"{compiled.string}: give {', '.join(sorted(defaulted))} explicitly (a default)"
+        )
+    return RowWrite(statement, compiled.string, names)
+
+
+def _where_names(statement: UpdateBase) -> set[str]:
+    """Names of the bound parameters a statement carries itself (WHERE, explicit values)."""
+    return {
+        str(node.key) for node in visitors.iterate(statement) if isinstance(node, BindParameter)
+    }
+
+
+async def run_write(conn: SqlConnection, write: RowWrite, row: Row) -> int:
+    """Execute `write` with one row's values; the number of rows written."""
+    if isinstance(conn, LoopConnection):
+        try:
+            return conn.raw.execute(write.sqlite_sql, write.values(row)).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(write.sqlite_sql, None, exc) from None
+    return (await conn.execute(write.statement, dict(row))).rowcount
+
+
+async def run_write_many(conn: SqlConnection, write: RowWrite, rows: Sequence[Row]) -> None:
+    """Execute `write` once per row of a non-empty sequence."""
+    if isinstance(conn, LoopConnection):
+        try:
+            conn.raw.executemany(write.sqlite_sql, map(write.values, rows))
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(write.sqlite_sql, None, exc) from None
+        return
+    await conn.execute(write.statement, [dict(row) for row in rows])

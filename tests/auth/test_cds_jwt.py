@@ -445,6 +445,17 @@ async def test_bad_signature_is_refused(ehr: Ehr, verifier: CdsJwtVerifier) -> N
     assert payload != tampered
 
 
+async def test_junk_base64_in_the_signature_is_not_a_jwt(
+    ehr: Ehr, verifier: CdsJwtVerifier
+) -> None:
+    head, payload, signature = ehr.jwt().split(".")
+    assert len(signature) % 4 == 0, "an ES384 signature (96 bytes) is 128 characters"
+    for junk in ("!!!!", signature[:-4] + "!!!!", signature + "A", signature + "==="):
+        description = await refused(verifier, bearer(f"{head}.{payload}.{junk}"))
+        assert "not a JWT" in description, junk
+        assert "signature" in description, junk  # the segment is named
+
+
 async def test_unreachable_jwks_is_refused(ehr: Ehr, verifier: CdsJwtVerifier) -> None:
     token = ehr.jwt(ehr.ec.with_client(DOWN_ISSUER), jku=None)
     assert "could not be fetched" in await refused(verifier, bearer(token))

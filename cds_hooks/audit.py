@@ -11,9 +11,9 @@ from typing import Any
 from app.auth.cds_jwt import CdsCaller
 from app.fhir.audit import (
     audit_event,
+    bytes_detail,
     client_agent,
     coding,
-    json_detail,
     object_entity,
     person_entity,
 )
@@ -46,9 +46,10 @@ def hook_audit_event(
     caller: CdsCaller,
     orders: list[dict[str, Any]],
     answers: list[tuple[Membership, CoverageAssertion]],
-    response: dict[str, Any],
+    response: bytes,
 ) -> dict[str, Any]:
-    """The AuditEvent (R4) recording one hook call and what was answered (`response`)."""
+    """The AuditEvent (R4) recording one hook call and what was answered (`response`: the
+    response body, byte for byte)."""
     call = object_entity(
         {
             "identifier": {
@@ -58,7 +59,7 @@ def hook_audit_event(
         },
         details=[("hook", service.hook), ("hookInstance", request.hook_instance)],
     )
-    call["detail"].append(json_detail("response", response))
+    call["detail"].append(bytes_detail("response", response))
     entities: list[dict[str, Any]] = [person_entity(f"Patient/{request.patient_id}"), call]
     entities.extend({"what": {"reference": f"{o['resourceType']}/{o['id']}"}} for o in orders)
     entities.extend(_answer_entity(membership, assertion) for membership, assertion in answers)

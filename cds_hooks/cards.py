@@ -8,13 +8,13 @@ their id (CRD dev-24: a call may carry several orders).
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from app.fhir.json_copy import json_copy
 from app.rules.engine import Decision, SiteProposal
 from app.rules.topic import Companion
 from cds_hooks.coverage_record import CoverageRecord
@@ -158,7 +158,7 @@ def site_of_care_card(
     decision: Decision,
 ) -> dict[str, Any]:
     """A Propose Alternate Request card: the same order, performed at the proposed site."""
-    alternative = copy.deepcopy(order)
+    alternative = json_copy(order)
     site_reference = (site or Site(proposal.location)).reference()
     alternative["locationReference"] = [site_reference]
     alternative.pop("locationCode", None)

@@ -21,10 +21,10 @@ that qualified it (e.g. the gold-carded orderer) and, for CRD 2.2 callers, `expi
 
 from __future__ import annotations
 
-import copy
 from datetime import date
 from typing import Any
 
+from app.fhir.json_copy import json_copy
 from app.rules.engine import Decision
 from app.rules.topic import CRD_TEMP, Reason
 
@@ -90,7 +90,7 @@ def annotated(
     resource: dict[str, Any], extension: dict[str, Any], coverage_reference: str
 ) -> dict[str, Any]:
     """A copy of `resource` with its coverage information for this coverage replaced."""
-    updated = copy.deepcopy(resource)
+    updated = json_copy(resource)
     kept = [
         existing
         for existing in updated.get("extension") or []

@@ -37,15 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
+from app.fhir.json_copy import json_copy
 from cds_hooks.membership import COVERAGE_CLASS
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of JSON data (an orjson round trip is several times faster than deepcopy)."""
-    return orjson.loads(orjson.dumps(value))
-
 
 CRD_COVERAGE_PROFILE = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/profile-coverage"
 _CLASS_LABELS = {"plan": "plan", "group": "group"}
@@ -142,7 +135,7 @@ def _member_id_difference(
 def coverage_update(ehr: dict[str, Any], member: dict[str, Any]) -> CoverageRecord | None:
     """The EHR's Coverage corrected from the payer's member record, or None when it already
     agrees with it (see the module docstring for what is compared)."""
-    updated = _copy(ehr)
+    updated = json_copy(ehr)
     differences: list[Difference] = []
     subscriber_id = member.get("subscriberId")
     if subscriber_id and ehr.get("subscriberId") != subscriber_id:
@@ -160,7 +153,7 @@ def coverage_update(ehr: dict[str, Any], member: dict[str, Any]) -> CoverageReco
         differences.append(
             Difference("coverage period", _period_text(ehr.get("period")), _period_text(period))
         )
-        updated["period"] = _copy(period)
+        updated["period"] = json_copy(period)
     classes = [c for c in updated.get("class") or [] if isinstance(c, dict)]
     for item in member.get("class") or []:
         code = _class_code(item)
@@ -180,7 +173,7 @@ def coverage_update(ehr: dict[str, Any], member: dict[str, Any]) -> CoverageReco
         updated["class"] = classes
     for element in ("relationship", "dependent"):
         if member.get(element) and not updated.get(element):
-            updated[element] = _copy(member[element])
+            updated[element] = json_copy(member[element])
     return CoverageRecord("update", updated, tuple(differences))
 
 
@@ -188,7 +181,7 @@ def _class(item: dict[str, Any]) -> dict[str, Any]:
     """The payer's class, typed with the THO coverage-class system (which profile-coverage's
     `plan` and `group` slices match on)."""
     code = _class_code(item)
-    result: dict[str, Any] = _copy(item)
+    result: dict[str, Any] = json_copy(item)
     if code in _CLASS_LABELS:
         display = code.capitalize()
         result["type"] = {"coding": [{"system": COVERAGE_CLASS, "code": code, "display": display}]}
@@ -209,7 +202,7 @@ def coverage_create(
         resource["identifier"] = [member_id]
     resource["status"] = member.get("status", "active")
     if member.get("type"):
-        resource["type"] = _copy(member["type"])
+        resource["type"] = json_copy(member["type"])
     self_insured = "self" in _codes(member.get("relationship"))
     if self_insured:
         resource["subscriber"] = {"reference": patient_reference}
@@ -218,7 +211,7 @@ def coverage_create(
     resource["beneficiary"] = {"reference": patient_reference}
     for element in ("dependent", "relationship", "period"):
         if member.get(element):
-            resource[element] = _copy(member[element])
+            resource[element] = json_copy(member[element])
     resource["payor"] = [payor]
     classes = [_class(c) for c in member.get("class") or [] if isinstance(c, dict)]
     if classes:

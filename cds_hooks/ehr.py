@@ -3,12 +3,17 @@ server (`fhirServer` with `fhirAuthorization`, 2 s timeout) (CRD found-5, found-
 
 CDS Hooks prefetch semantics: a missing key was not provided (we may query), a `null` value means
 the EHR has no such data, an OperationOutcome means the EHR could not get it (no data for us).
+
+Reads that may query the EHR run concurrently (`gather_reads`); without a `fhirServer` no read
+can wait on anything, so they run one after another without a task each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,6 +22,8 @@ from cds_hooks.request import HookRequest
 log = logging.getLogger("greenlight.crd.ehr")
 
 EHR_TIMEOUT_SECONDS = 2.0
+
+Read = TypeVar("Read")
 
 
 class EhrDataUnavailableError(Exception):
@@ -50,6 +57,11 @@ class EhrData:
     def __init__(self, request: HookRequest, client: httpx.AsyncClient) -> None:
         self._request = request
         self._client = client
+
+    @property
+    def can_query(self) -> bool:
+        """Whether a read missing from prefetch goes to the EHR (else it fails at once)."""
+        return self._request.fhir_server is not None
 
     def prefetched(self, key: str) -> tuple[bool, list[dict[str, Any]]]:
         """(was the key provided, its resources)."""
@@ -99,3 +111,19 @@ class EhrData:
         except EhrDataUnavailableError as exc:
             log.info("optional EHR data missing: %s", exc)
             return []
+
+
+async def gather_reads(ehr: EhrData, *reads: Coroutine[Any, Any, Read]) -> list[Read]:
+    """The results of `reads` (coroutines reading through `ehr`), in order; the first error is
+    raised. Concurrent when they may query the EHR (found-24: in parallel, within the time
+    budget), else awaited in turn: none of them can wait, so tasks would only cost time."""
+    if ehr.can_query:
+        return list(await asyncio.gather(*reads))
+    results: list[Read] = []
+    try:
+        for read in reads:
+            results.append(await read)
+    finally:
+        for unstarted in reads[len(results) + 1 :]:
+            unstarted.close()
+    return results

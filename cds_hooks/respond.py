@@ -21,10 +21,8 @@ assertion, cards, system actions and the audit record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -39,6 +37,7 @@ from app.rules.loader import TopicSet
 from app.rules.orders import order_codings
 from app.rules.topic import CRD_TEMP, Reason
 from app.store.assertions import AssertionStore, CoverageAssertion, OrderDecision
+from app.store.ids import new_row_id
 from app.store.repository import ResourceStore, now_us
 from cds_hooks import cards
 from cds_hooks.audit import hook_audit_event
@@ -50,7 +49,7 @@ from cds_hooks.coverage_information import (
     update_action,
 )
 from cds_hooks.coverage_record import coverage_create, coverage_update
-from cds_hooks.ehr import EhrData, EhrDataUnavailableError
+from cds_hooks.ehr import EhrData, EhrDataUnavailableError, gather_reads
 from cds_hooks.membership import Membership, find_member_by_demographics, find_membership
 from cds_hooks.orders import (
     REQUEST_ORDER_TYPES,
@@ -174,16 +173,16 @@ class CrdResponder:
     def __init__(self, deps: CrdDependencies) -> None:
         self.deps = deps
 
-    async def respond(
-        self, service: HookService, request: HookRequest, caller: CdsCaller
-    ) -> dict[str, Any]:
+    async def respond(self, service: HookService, request: HookRequest, caller: CdsCaller) -> bytes:
+        """The response body (JSON), once its AuditEvent is committed."""
         today = datetime.now(UTC).date()
         options = configuration(request)
         ehr = EhrData(request, self.deps.http)
         patient_id = request.patient_id or ""
         coverage_known = True  # the EHR answered for its coverage (possibly: none)
         try:
-            orders, coverages, patients = await asyncio.gather(
+            orders, coverages, patients = await gather_reads(
+                ehr,
                 orders_in_scope(service, request, ehr),
                 ehr.get("coverage", f"Coverage?patient={patient_id}&status=active"),
                 ehr.get_optional("patient", f"Patient/{patient_id}"),
@@ -214,8 +213,8 @@ class CrdResponder:
             for client_coverage in coverages:
                 memberships.append(await find_membership(self.deps.store, client_coverage, patient))
         if coverage_info and memberships:
-            contexts = await asyncio.gather(
-                *(self._order_context(request, ehr, o, patient) for o in orders)
+            contexts = await gather_reads(
+                ehr, *(self._order_context(request, ehr, o, patient) for o in orders)
             )
             for membership in memberships:
                 assertion = await self._assertion(
@@ -254,9 +253,10 @@ class CrdResponder:
         if not service.primary and not response["systemActions"]:
             response.pop("systemActions")
         response["cards"] = response["cards"][: options["max-cards"]]
+        sent = orjson.dumps(response)
         async with self.deps.store.transaction() as tx:
-            await tx.create(hook_audit_event(service, request, caller, orders, answers, response))
-        return response
+            await tx.create(hook_audit_event(service, request, caller, orders, answers, sent))
+        return sent
 
     async def _coverage_records(
         self,
@@ -319,8 +319,8 @@ class CrdResponder:
         order: dict[str, Any],
         patient: dict[str, Any] | None,
     ) -> OrderContext:
-        practitioner, location = await asyncio.gather(
-            ordering_practitioner(request, ehr, order), order_location(ehr, order)
+        practitioner, location = await gather_reads(
+            ehr, ordering_practitioner(request, ehr, order), order_location(ehr, order)
         )
         return OrderContext(
             order=order, patient=patient, practitioner=practitioner, location=location
@@ -366,7 +366,7 @@ class CrdResponder:
             default=today + timedelta(days=1),
         )
         assertion = CoverageAssertion(
-            assertion_id=str(uuid.uuid4()),
+            assertion_id=new_row_id(),
             created_us=stamp,
             expires_us=int(datetime.combine(expiry, time.min, UTC).timestamp() * 1_000_000),
             fingerprint=fingerprint,

@@ -1,7 +1,8 @@
 """ASGI middleware that refuses request bodies over the configured size with 413.
 
-Pure ASGI (no BaseHTTPMiddleware) so it costs nothing on requests without a body. A declared
-Content-Length over the limit is refused before reading; a chunked body is counted as it streams.
+Pure ASGI (no BaseHTTPMiddleware). A declared Content-Length over the limit is refused before
+reading; one within the limit passes straight through (the HTTP server reads exactly that many
+bytes, never more), so only a chunked body is wrapped and counted as it streams.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ class BodySizeLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = 0
+                    break  # count what arrives instead
                 if declared > self.max_bytes:
                     await self._refuse(send)
-                    return
+                else:
+                    await self.app(scope, receive, send)
+                return
         received = 0
         response_started = False
 

@@ -35,8 +35,10 @@ async def discovery(request: Request) -> Response:
     return _json({"services": [service.discovery_entry() for service in SERVICES]})
 
 
-@router.post("/cds-services/{service_id}")
-async def call_service(request: Request, service_id: str) -> Response:
+async def call_service(request: Request) -> Response:
+    """`POST /cds-services/{service_id}`: a plain Starlette route (it takes nothing FastAPI would
+    inject or validate, so FastAPI's per-call dependency solving is skipped on the CRD hot path)."""
+    service_id: str = request.path_params["service_id"]
     service = SERVICES_BY_ID.get(service_id)
     if service is None:
         raise FhirError.single(404, "not-found", f"No CDS service '{service_id}'", "service_id")
@@ -47,4 +49,8 @@ async def call_service(request: Request, service_id: str) -> Response:
     )
     hook_request = parse_hook_request(await request.body(), service.hook)
     responder: CrdResponder = request.app.state.crd
-    return _json(await responder.respond(service, hook_request, caller))
+    body = await responder.respond(service, hook_request, caller)
+    return Response(body, media_type="application/json")
+
+
+router.add_route("/cds-services/{service_id}", call_service, methods=["POST"])

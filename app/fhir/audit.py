@@ -77,12 +77,12 @@ def object_entity(
 
 def json_detail(name: str, value: Any) -> dict[str, Any]:
     """An `entity.detail` carrying a JSON value (base64, as AuditEvent.entity.detail allows)."""
-    return {
-        "type": name,
-        "valueBase64Binary": base64.b64encode(
-            orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        ).decode(),
-    }
+    return bytes_detail(name, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+
+
+def bytes_detail(name: str, content: bytes) -> dict[str, Any]:
+    """An `entity.detail` carrying `content` exactly (base64)."""
+    return {"type": name, "valueBase64Binary": base64.b64encode(content).decode()}
 
 
 def audit_event(

@@ -5,7 +5,9 @@ object per element: about 1 ms for a QuestionnaireResponse with a handful of ans
 walks the JSON instead, against a shape read once per model class from the same classes (element
 names, lists, choice groups `value[x]`, required elements), and checks every primitive with the
 very pydantic type that model field uses (the same patterns, ranges and calendar checks). A few
-microseconds per element.
+microseconds per element; each element remembers up to `REMEMBERED_VALUES` primitive values it
+has accepted (code systems, codes, references recur in every request) and accepts them again
+without calling pydantic.
 
 It only ever *accepts*. Whatever it accepts the models accept too; it is stricter wherever that is
 simpler: no nulls, no empty arrays or objects, no `_element` primitive extensions, no
@@ -20,12 +22,15 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.fhir.model_classes import model_class
+
+REMEMBERED_VALUES = 256
 
 #: Model classes whose JSON is not walked (a resource of any type: `contained`, Bundle entries).
 _ANY_RESOURCE = frozenset({"Resource", "DomainResource"})
@@ -40,6 +45,9 @@ class _Element:
     boolean: bool = False
     primitive: TypeAdapter[Any] | None = None
     model: type[BaseModel] | None = None  # a complex type, walked with its own shape
+    accepted: set[tuple[type, Any]] = dataclass_field(
+        default_factory=set, compare=False, hash=False
+    )
 
 
 @dataclass(frozen=True)
@@ -118,10 +126,15 @@ def _value_ok(value: Any, element: _Element) -> bool:
     if element.primitive is not None:
         if isinstance(value, (dict, list)):
             return False
+        key = (type(value), value)
+        if key in element.accepted:
+            return True
         try:
             element.primitive.validate_python(value)
         except (ValidationError, ValueError, TypeError):
             return False
+        if len(element.accepted) < REMEMBERED_VALUES:
+            element.accepted.add(key)
         return True
     assert element.model is not None
     return _node_ok(value, _shape(element.model))

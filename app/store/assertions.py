@@ -1,9 +1,15 @@
 """Coverage assertions: stored CRD answers, found again by id (DTR `context`, PAS) or by the
 fingerprint of their inputs (a repeated hook for unchanged orders reuses its answer, CRD resp-36).
+
+An assertion is never changed once stored, so each process keeps the ones it saved or read
+recently (`RECENT_ASSERTIONS`, least recently used dropped first) and answers a repeated hook
+from memory while the assertion is unexpired; a miss reads the database, where another worker's
+assertions are.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +48,8 @@ class CoverageAssertion:
         return next((d.decision for d in self.decisions if d.order_ref == order_ref), None)
 
 
+RECENT_ASSERTIONS = 4096
+
 _ASSERTION_COLUMNS = (
     coverage_assertions.c.assertion_id,
     coverage_assertions.c.created_us,
@@ -76,8 +84,27 @@ class AssertionStore:
     """Saves and finds coverage assertions (on SQLite, reads go through the standard library
     reader, as resource reads do: these lookups are on the CRD hot path)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, recent: int = RECENT_ASSERTIONS) -> None:
         self.database = database
+        self._recent_limit = recent
+        self._recent: OrderedDict[str, CoverageAssertion] = OrderedDict()  # by fingerprint
+
+    def _remember(self, assertion: CoverageAssertion) -> CoverageAssertion:
+        recent = self._recent
+        held = recent.get(assertion.fingerprint)
+        if held is None or held.created_us <= assertion.created_us:
+            recent[assertion.fingerprint] = assertion
+        recent.move_to_end(assertion.fingerprint)
+        if len(recent) > self._recent_limit:
+            recent.popitem(last=False)
+        return assertion
+
+    def _recalled(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
+        held = self._recent.get(fingerprint)
+        if held is None or held.expires_us <= now_us:
+            return None
+        self._recent.move_to_end(fingerprint)
+        return held
 
     async def save(self, assertion: CoverageAssertion) -> None:
         """Store the assertion and its decisions in one transaction."""
@@ -108,6 +135,7 @@ class AssertionStore:
                     for item in assertion.decisions
                 ],
             )
+        self._remember(assertion)
 
     async def get(self, assertion_id: str) -> CoverageAssertion | None:
         point = self.database.point_reader
@@ -131,7 +159,15 @@ class AssertionStore:
             return await self._with_decisions(conn, row)
 
     async def find_reusable(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
-        """The newest unexpired assertion made from exactly the same inputs, if any."""
+        """The newest unexpired assertion made from exactly the same inputs, if any (one this
+        process holds is as good: it is unexpired and was made from the same inputs)."""
+        held = self._recalled(fingerprint, now_us)
+        if held is not None:
+            return held
+        found = await self._newest(fingerprint, now_us)
+        return None if found is None else self._remember(found)
+
+    async def _newest(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
         point = self.database.point_reader
         if point is not None:
             rows = point.rows(_REUSABLE_SQL, (fingerprint, now_us))

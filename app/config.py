@@ -92,8 +92,9 @@ class Settings(BaseSettings):
     )
     gc_freeze: bool = Field(
         default=True,
-        description="Keep start-up data out of the cyclic GC's full passes (app/long_lived.py); "
-        "off only where one process builds many apps (the tests)",
+        description="Keep start-up data out of the cyclic GC's full passes and collect the young "
+        "generation less often (app/long_lived.py); off only where one process builds many apps "
+        "(the tests)",
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1, le=1000)

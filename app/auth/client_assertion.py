@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import ClientConfig
 from app.store.db import WriteEngine
-from app.store.row_writes import row_write, run_write
+from app.store.row_writes import row_write, write_one
 from app.store.tables import used_assertion_ids
 
 log = logging.getLogger("greenlight.auth")
@@ -193,23 +193,22 @@ class ReplayGuard:
 
     async def first_use(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Record the jti; False when it was already recorded (a replay)."""
-        now = time.time()
-        purge = time.monotonic() - self._purged_at > self.purge_every_seconds
-        try:
+        if time.monotonic() - self._purged_at > self.purge_every_seconds:
             async with self.engine.begin() as conn:
-                if purge:
-                    await conn.execute(
-                        delete(used_assertion_ids).where(used_assertion_ids.c.expires_at < int(now))
+                await conn.execute(
+                    delete(used_assertion_ids).where(
+                        used_assertion_ids.c.expires_at < int(time.time())
                     )
-                await run_write(
-                    conn,
-                    _RECORD_JTI,
-                    {"client_id": client_id, "jti": jti, "expires_at": expires_at},
                 )
+            self._purged_at = time.monotonic()
+        try:
+            await write_one(
+                self.engine,
+                _RECORD_JTI,
+                {"client_id": client_id, "jti": jti, "expires_at": expires_at},
+            )
         except IntegrityError:
             return False
-        if purge:
-            self._purged_at = time.monotonic()
         return True
 
 

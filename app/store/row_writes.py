@@ -31,8 +31,8 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 
-from app.store.db import SqlConnection
-from app.store.sqlite_writer import LoopConnection
+from app.store.db import SqlConnection, WriteEngine
+from app.store.sqlite_writer import LoopConnection, SqliteWriteEngine
 
 _SQLITE = SQLiteDialect_pysqlite()
 _PLAIN_TYPES = (Integer, String, Boolean)
@@ -94,3 +94,16 @@ async def run_write_many(conn: SqlConnection, write: RowWrite, rows: Sequence[Ro
             raise IntegrityError(write.sqlite_sql, None, exc) from None
         return
     await conn.execute(write.statement, [dict(row) for row in rows])
+
+
+async def write_one(engine: WriteEngine, write: RowWrite, row: Row) -> int:
+    """`write` with one row's values as a transaction of its own; the number of rows written,
+    once committed. On the SQLite write engine it joins the open batch without a savepoint
+    (`SqliteWriteEngine.execute_one`)."""
+    if isinstance(engine, SqliteWriteEngine):
+        try:
+            return await engine.execute_one(write.sqlite_sql, write.values(row))
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(write.sqlite_sql, None, exc) from None
+    async with engine.begin() as conn:
+        return await run_write(conn, write, row)

@@ -36,7 +36,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -192,11 +192,7 @@ class SqliteWriteEngine:
         waits for that batch's COMMIT.
         """
         async with self._lock():
-            connection = self._connect()
-            batch = self._batch
-            if batch is None:
-                await self._begin(connection)
-                batch = self._open_batch()
+            connection, batch = await self._joined_batch()
             raw = self._raw_connection(connection)
             raw.execute(_SAVEPOINT)
             try:
@@ -207,6 +203,33 @@ class SqliteWriteEngine:
                 raise
             committed = batch.waiter()
         await committed
+
+    async def execute_one(self, sql: str, values: Sequence[Any]) -> int:
+        """One statement as a write of its own, in the open batch; the rows it wrote, once
+        committed. No savepoint is needed: SQLite backs out a statement that fails (a constraint
+        violation raises `sqlite3.IntegrityError`) and keeps the batch's other writes."""
+        async with self._lock():
+            connection, batch = await self._joined_batch()
+            raw = self._raw_connection(connection)
+            try:
+                written = raw.execute(sql, values).rowcount
+            except sqlite3.Error:
+                if not raw.in_transaction:  # SQLite rolled the whole transaction back
+                    self._fail(batch, sqlite3.OperationalError("the write transaction was lost"))
+                raise
+            committed = batch.waiter()
+        await committed
+        return written
+
+    async def _joined_batch(self) -> tuple[Connection, _Batch]:
+        """The write connection and the open batch (BEGIN IMMEDIATE first if none is open);
+        call with the lock held."""
+        connection = self._connect()
+        batch = self._batch
+        if batch is None:
+            await self._begin(connection)
+            batch = self._open_batch()
+        return connection, batch
 
     def _open_batch(self) -> _Batch:
         loop = asyncio.get_running_loop()

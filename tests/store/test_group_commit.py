@@ -267,3 +267,40 @@ async def test_dispose_waits_for_the_pending_batch(database_file: Path) -> None:
     await engine.dispose()
     assert "pending" in _committed_jtis(database_file)
     await asyncio.wait_for(writer, timeout=5)  # resumed by the COMMIT, not left waiting
+
+
+_RECORD = "INSERT INTO used_assertion_ids (client_id, jti, expires_at) VALUES (?, ?, ?)"
+
+
+async def test_a_single_statement_write_joins_the_batch_and_resumes_after_its_commit(
+    engine: SqliteWriteEngine, database_file: Path
+) -> None:
+    """`execute_one` (no savepoint): the row is durable when the caller resumes, and shares the
+    COMMIT of the blocks around it."""
+
+    async def one(jti: str) -> int:
+        written = await engine.execute_one(_RECORD, (CLIENT, jti, 2_000_000_000))
+        assert jti in _committed_jtis(database_file)
+        return written
+
+    results = await asyncio.gather(one("single-a"), _write(engine, "block-b"), one("single-c"))
+    assert results[0] == results[2] == 1
+    assert _committed_jtis(database_file) == {"single-a", "block-b", "single-c"}
+
+
+async def test_a_failing_single_statement_write_leaves_its_batch_intact(
+    engine: SqliteWriteEngine, database_file: Path
+) -> None:
+    """A duplicate key backs out only that statement: the writes before and after it in the
+    same batch commit, and the caller gets the IntegrityError."""
+    await _write(engine, "already-there")
+
+    async def duplicate() -> None:
+        await engine.execute_one(_RECORD, (CLIENT, "already-there", 2_000_000_000))
+
+    outcomes = await asyncio.gather(
+        _write(engine, "before"), duplicate(), _write(engine, "after"), return_exceptions=True
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert _committed_jtis(database_file) == {"already-there", "before", "after"}

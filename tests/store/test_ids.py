@@ -1,0 +1,27 @@
+"""New row ids (`app.store.ids`): RFC 9562 version 7 UUIDs, time-ordered, unique."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from app.store.ids import new_row_id, uuid7
+
+
+def test_uuid7_has_version_7_the_rfc_variant_and_the_time_in_milliseconds() -> None:
+    before = time.time_ns() // 1_000_000
+    made = uuid7()
+    after = time.time_ns() // 1_000_000
+    assert made.version == 7
+    assert made.variant == uuid.RFC_4122
+    assert before <= made.int >> 80 <= after
+
+
+def test_ids_of_later_milliseconds_sort_after_earlier_ones_and_never_repeat() -> None:
+    first = new_row_id()
+    time.sleep(0.002)
+    second = new_row_id()
+    assert first < second  # the canonical text sorts as the time prefix does
+    many = {new_row_id() for _ in range(20_000)}
+    assert len(many) == 20_000
+    assert all(str(uuid.UUID(value)) == value for value in list(many)[:100])

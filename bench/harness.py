@@ -1131,7 +1131,7 @@ class Databases:
 
     def describe(self) -> str:
         if self.cluster is None:
-            return "SQLite (aiosqlite, WAL) in a temporary directory"
+            return "SQLite (WAL, one group-committing write connection) in a temporary directory"
         return (
             f"PostgreSQL {self.cluster.version} (asyncpg), a throwaway cluster on 127.0.0.1 "
             "started for this run as the tests start theirs (app/devtools/postgres.py: fsync, "

@@ -124,3 +124,12 @@ def card_view(response: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         topic = card["source"]["topic"]["code"]
         view.append((topic, card["summary"], card.get("detail"), links, suggested))
     return sorted(view, key=repr)
+
+
+def discovery_services(crd: CrdServer) -> list[dict[str, Any]]:
+    """The `services` of `GET /cds-services` (asserting it answers 200)."""
+    with httpx.Client(base_url=crd.server.base_url, timeout=30) as client:
+        response = client.get("/cds-services", headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.text
+    services: list[dict[str, Any]] = response.json()["services"]
+    return services

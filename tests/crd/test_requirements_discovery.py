@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -16,21 +15,13 @@ from pytest_httpx import HTTPXMock
 from app.demo.payer import MEMBERS, PAYER_NAME, PLANS
 from tests.crd.conftest import ONLY_THE_EHR_IS_MOCKED, CrdServer
 from tests.crd.hook_requests import order_sign
-from tests.crd.requirement_helpers import call, coverage_by_order
+from tests.crd.requirement_helpers import call, coverage_by_order, discovery_services
 from tests.support import crd_checks
 
 VERSIONS = "davinci-crd.version"
 OPTIONS = crd_checks.CONFIGURATION_OPTIONS_KEY
 _TWO_PART_VERSION = re.compile(r"^\d+\.\d+$")
 _JSON_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # a plain JSON property name
-
-
-def _services(crd: CrdServer) -> list[dict[str, Any]]:
-    with httpx.Client(base_url=crd.server.base_url, timeout=30) as client:
-        response = client.get("/cds-services", headers={"Accept": "application/json"})
-    assert response.status_code == 200, response.text
-    services: list[dict[str, Any]] = response.json()["services"]
-    return services
 
 
 @pytest.mark.requirement("CRD", "dev-1")
@@ -40,7 +31,7 @@ def test_each_service_declares_every_crd_version_it_answers(crd: CrdServer) -> N
     rules (a not-covered answer has `pa-needed` under CRD 2.0.1's q2 as validators run it and
     none under CRD 2.2's), so the list is exactly the versions the endpoint handles."""
     declared: set[str] = set()
-    for service in _services(crd):
+    for service in discovery_services(crd):
         versions = service["extension"][VERSIONS]
         assert isinstance(versions, list) and versions, service["id"]
         assert all(isinstance(v, str) and _TWO_PART_VERSION.match(v) for v in versions), versions
@@ -70,7 +61,7 @@ def test_each_service_declares_every_crd_version_it_answers(crd: CrdServer) -> N
 @pytest.mark.requirement("CRD", "dev-8")
 def test_configuration_options_are_complete_typed_unique_and_card_types(crd: CrdServer) -> None:
     card_types = crd_checks.card_type_codes()
-    for service in _services(crd):
+    for service in discovery_services(crd):
         options = service["extension"][OPTIONS]
         assert options, service["id"]
         for option in options:
@@ -93,7 +84,7 @@ def test_configuration_options_are_complete_typed_unique_and_card_types(crd: Crd
             values = [option[field] for option in options]
             assert len(values) == len(set(values)), (service["id"], field)
         # the same options on every hook
-        assert options == _services(crd)[0]["extension"][OPTIONS]
+        assert options == discovery_services(crd)[0]["extension"][OPTIONS]
     kit = httpx.get(f"{crd.server.base_url}/cds-services").json()
     assert crd_checks.check_discovery_crd(kit, card_types=("coverage-info",)) == []
 
@@ -102,7 +93,7 @@ def test_configuration_options_are_complete_typed_unique_and_card_types(crd: Crd
 def test_one_endpoint_answers_every_coverage(crd: CrdServer) -> None:
     """No endpoint discovery: one service per hook under one base URL, and that order-sign
     service answers members of every plan the payer sells from their own records."""
-    services = _services(crd)
+    services = discovery_services(crd)
     hooks = [service["hook"] for service in services]
     assert len(hooks) == len(set(hooks)) == len(crd_checks.HOOKS)
     today = datetime.now(UTC).date().isoformat()
@@ -133,7 +124,7 @@ def test_prefetch_is_declared_and_what_is_prefetched_is_not_queried(
     prefetches them is answered from the prefetch alone: the EHR's FHIR server (`fhirServer`,
     mocked and never answering) is not queried, and without any `fhirServer` the answer is the
     same."""
-    for service in _services(crd):
+    for service in discovery_services(crd):
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert service["prefetch"]["coverage"].startswith("Coverage?patient={{context.patientId}}")
     body = order_sign("10A3D58WH456", "72148")

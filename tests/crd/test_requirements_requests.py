@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -31,6 +30,7 @@ from tests.crd.requirement_helpers import (
     call,
     card_view,
     coverage_by_order,
+    discovery_services,
     fresh,
     multi_order_sign,
 )
@@ -244,18 +244,11 @@ def test_mandatory_and_must_support_data_is_enough(
         assert errors == []
     with_types = [
         template.split("?")[0].split("/")[0]
-        for service in _discovery(crd)
+        for service in discovery_services(crd)
         for template in service["prefetch"].values()
         if not template.startswith("{{")
     ]
     assert set(with_types) <= set(crd_checks.PROFILE_BY_TYPE), with_types
-
-
-def _discovery(crd: CrdServer) -> list[dict[str, Any]]:
-    services: list[dict[str, Any]] = httpx.get(f"{crd.server.base_url}/cds-services").json()[
-        "services"
-    ]
-    return services
 
 
 @pytest.mark.requirement("CRD", "conf-4")

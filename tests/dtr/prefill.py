@@ -4,6 +4,7 @@ response from them. Used by the pre-population tests and the end-to-end DTR flow
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,3 +112,17 @@ def response_items(
                 {"linkId": item["linkId"], "text": item["text"], "answer": answers[item["linkId"]]}
             )
     return built
+
+
+def completed_response(
+    draft: dict[str, Any],
+    items: list[dict[str, Any]],
+    answers: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The draft QuestionnaireResponse of a package completed with `answers` (a new resource:
+    no id), as a DTR client stores it."""
+    completed = copy.deepcopy(draft)
+    completed.pop("id", None)
+    completed["status"] = "completed"
+    completed["item"] = response_items(items, answers)
+    return completed

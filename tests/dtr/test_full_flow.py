@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 from typing import Any
 
 import httpx
@@ -25,7 +24,13 @@ from tests.crd.hook_requests import coverage_information, order_sign
 from tests.dtr import patients
 from tests.dtr.cql_tools import execute, node_ready
 from tests.dtr.inferno_checks import check_static_package, resources
-from tests.dtr.prefill import answer_values, auto, expressions, manual, response_items
+from tests.dtr.prefill import (
+    answer_values,
+    auto,
+    completed_response,
+    expressions,
+    manual,
+)
 from tests.support.live_server import LiveServer
 
 GL = "http://greenlight.example.org/fhir"
@@ -100,10 +105,7 @@ def test_crd_to_completed_documentation(dtr_server: LiveServer, fhir: httpx.Clie
     answers["red-flags"] = [manual({"valueCoding": {"system": flags, "code": "none"}})]
     answers["conservative-therapy-response"] = [manual({"valueString": "Partial relief only"})]
 
-    completed = copy.deepcopy(draft)
-    del completed["id"]
-    completed["status"] = "completed"
-    completed["item"] = response_items(questionnaire["item"], answers)
+    completed = completed_response(draft, questionnaire["item"], answers)
     created = fhir.post(
         "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
     )

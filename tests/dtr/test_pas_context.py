@@ -22,7 +22,7 @@ from app.dtr.responses import PA_REQUEST_TAG_SYSTEM
 from app.pas.variants import variant
 from tests.conftest import INFERNO_FIXTURES
 from tests.dtr.inferno_checks import check_static_package, resources
-from tests.dtr.prefill import response_items
+from tests.dtr.prefill import completed_response
 from tests.support.live_server import LiveServer
 
 GL = "http://greenlight.example.org/fhir"
@@ -118,10 +118,7 @@ def test_pas_trace_number_gives_the_package_and_links_the_response(
     uses = [e for e in draft["extension"] if e["url"].endswith("/intendedUse")]
     assert [u["valueCodeableConcept"]["coding"][0]["code"] for u in uses] == ["withpa"]
 
-    completed = copy.deepcopy(draft)
-    del completed["id"]
-    completed["status"] = "completed"
-    completed["item"] = response_items(questionnaire["item"], ANSWERS)
+    completed = completed_response(draft, questionnaire["item"], ANSWERS)
     created = fhir.post(
         "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
     )

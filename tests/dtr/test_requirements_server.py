@@ -28,7 +28,7 @@ from tests.dtr.inferno_checks import (
     check_static_package,
     resources,
 )
-from tests.dtr.prefill import manual, response_items
+from tests.dtr.prefill import completed_response, manual, response_items
 from tests.dtr.test_log_errors_and_expand import ig_example
 from tests.dtr.test_next_question import FLAG, PRESENTATION, answer, ask
 from tests.dtr.test_pas_context import (
@@ -248,10 +248,7 @@ def test_pas_launched_dtr_gives_no_satisfied_pa_id(
     (package,) = check_static_package(response)
     assert b"satisfied-pa-id" not in response.content
     (draft,) = resources([package], "QuestionnaireResponse")
-    completed = copy.deepcopy(draft)
-    del completed["id"]
-    completed["status"] = "completed"
-    completed["item"] = response_items(package["entry"][0]["resource"]["item"], ANSWERS)
+    completed = completed_response(draft, package["entry"][0]["resource"]["item"], ANSWERS)
     for prefer in ("return=representation", "return=OperationOutcome"):
         created = fhir.post("/QuestionnaireResponse", json=completed, headers={"Prefer": prefer})
         assert created.status_code == 201, created.text
@@ -332,9 +329,7 @@ def test_valid_responses_to_own_forms_are_processed(fhir: httpx.Client, shape: s
     questionnaire = bundle["entry"][0]["resource"]
     assert questionnaire["id"] == "lumbar-mri"
     (draft,) = resources([bundle], "QuestionnaireResponse")
-    completed = copy.deepcopy(draft)
-    completed["status"] = "completed"
-    completed["item"] = response_items(questionnaire["item"], ANSWERS)
+    completed = completed_response(draft, questionnaire["item"], ANSWERS)
     if shape == "must-support-only":
         kept = _must_support_top_level()
         assert {"questionnaire", "status", "subject", "authored", "item"} <= kept
@@ -343,7 +338,6 @@ def test_valid_responses_to_own_forms_are_processed(fhir: httpx.Client, shape: s
         }
         assert "id" not in completed and "meta" not in completed
     else:
-        del completed["id"]
         completed["language"] = "en-US"
         completed["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid4()}"}
         completed["text"] = {

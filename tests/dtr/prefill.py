@@ -1,12 +1,15 @@
 """What a DTR client does with CQL results: turn each item's initialExpression (and
 candidateExpression) result into QuestionnaireResponse answers of the item's type, and build a
-response from them. Used by the pre-population tests and the end-to-end DTR flow."""
+response from them, then store it as a DTR client does. Used by the pre-population tests and the
+end-to-end DTR flows."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
 from typing import Any
+
+import httpx
 
 from app.dtr.content import walk_items
 
@@ -126,3 +129,12 @@ def completed_response(
     completed["status"] = "completed"
     completed["item"] = response_items(items, answers)
     return completed
+
+
+def stored_outcome(fhir: httpx.Client, completed: dict[str, Any]) -> list[str]:
+    """POST `completed` asking for the OperationOutcome (assert 201); its diagnostics."""
+    created = fhir.post(
+        "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
+    )
+    assert created.status_code == 201, created.text
+    return [issue["diagnostics"] for issue in created.json()["issue"]]

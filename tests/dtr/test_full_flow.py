@@ -30,6 +30,7 @@ from tests.dtr.prefill import (
     completed_response,
     expressions,
     manual,
+    stored_outcome,
 )
 from tests.support.live_server import LiveServer
 
@@ -106,11 +107,7 @@ def test_crd_to_completed_documentation(dtr_server: LiveServer, fhir: httpx.Clie
     answers["conservative-therapy-response"] = [manual({"valueString": "Partial relief only"})]
 
     completed = completed_response(draft, questionnaire["item"], answers)
-    created = fhir.post(
-        "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
-    )
-    assert created.status_code == 201, created.text
-    texts = [i["diagnostics"] for i in created.json()["issue"]]
+    texts = stored_outcome(fhir, completed)
     assert "The response meets the documentation requirement of topic lumbar-mri" in texts
     assert "Auto-approval criteria met: conservative-therapy-6-weeks" in texts
     assert f"Linked to coverage assertion {assertion_id}" in texts

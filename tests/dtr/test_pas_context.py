@@ -22,7 +22,7 @@ from app.dtr.responses import PA_REQUEST_TAG_SYSTEM
 from app.pas.variants import variant
 from tests.conftest import INFERNO_FIXTURES
 from tests.dtr.inferno_checks import check_static_package, resources
-from tests.dtr.prefill import completed_response
+from tests.dtr.prefill import completed_response, stored_outcome
 from tests.support.live_server import LiveServer
 
 GL = "http://greenlight.example.org/fhir"
@@ -119,11 +119,7 @@ def test_pas_trace_number_gives_the_package_and_links_the_response(
     assert [u["valueCodeableConcept"]["coding"][0]["code"] for u in uses] == ["withpa"]
 
     completed = completed_response(draft, questionnaire["item"], ANSWERS)
-    created = fhir.post(
-        "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
-    )
-    assert created.status_code == 201, created.text
-    texts = [i["diagnostics"] for i in created.json()["issue"]]
+    texts = stored_outcome(fhir, completed)
     assert "The response meets the documentation requirement of topic lumbar-mri" in texts
     assert f"Linked to prior authorization request {number}" in texts
     found = fhir.get(

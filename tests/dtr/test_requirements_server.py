@@ -28,7 +28,7 @@ from tests.dtr.inferno_checks import (
     check_static_package,
     resources,
 )
-from tests.dtr.prefill import completed_response, manual, response_items
+from tests.dtr.prefill import completed_response, manual, response_items, stored_outcome
 from tests.dtr.test_log_errors_and_expand import ig_example
 from tests.dtr.test_next_question import FLAG, PRESENTATION, answer, ask
 from tests.dtr.test_pas_context import (
@@ -346,11 +346,7 @@ def test_valid_responses_to_own_forms_are_processed(fhir: httpx.Client, shape: s
         }
         completed["author"] = {"reference": AUTHOR}
         completed["source"] = {"reference": AUTHOR}
-    created = fhir.post(
-        "/QuestionnaireResponse", json=completed, headers={"Prefer": "return=OperationOutcome"}
-    )
-    assert created.status_code == 201, created.text
-    texts = [i["diagnostics"] for i in created.json()["issue"]]
+    texts = stored_outcome(fhir, completed)
     assert "The response meets the documentation requirement of topic lumbar-mri" in texts
 
 

@@ -10,7 +10,7 @@ import asyncio
 import copy
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -234,6 +234,30 @@ def start_secured_pas_server(
         clients=json.dumps(clients),
         **overrides,
     )
+
+
+def secured_pas_fixtures(
+    scopes: dict[str, list[str]], **overrides: object
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """A module's `keys` (an RSA key per client of `scopes`) and `secured` (a live PAS server on
+    SQLite with authentication on, each client registered with its scopes; `overrides`: more
+    settings) fixtures: `keys, secured = secured_pas_fixtures({...})`."""
+
+    @pytest.fixture(scope="module")
+    def keys() -> dict[str, ClientKey]:
+        return client_keys(*scopes)
+
+    @pytest.fixture(scope="module")
+    def secured(
+        keys: dict[str, ClientKey],
+        new_database_url: DatabaseFactory,
+        make_settings: SettingsFactory,
+    ) -> Iterator[PasServer]:
+        yield from start_secured_pas_server(
+            new_database_url, make_settings, keys, scopes, "sqlite", **overrides
+        )
+
+    return keys, secured
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,17 +21,15 @@ from app.pas.variants import CPT, SLEEVE_GASTRECTOMY, variant, with_member, with
 from app.store.db import create_database
 from app.store.tables import pas_requests, review_cases
 from tests.auth.smart_client import ClientKey, access_token
-from tests.conftest import DatabaseFactory, SettingsFactory
 from tests.pas.conftest import (
     IG,
     INQUIRY_RESPONSE_BUNDLE,
     RESPONSE_BUNDLE,
     PasServer,
-    client_keys,
     kit,
     kit_bundle,
     review_actions,
-    start_secured_pas_server,
+    secured_pas_fixtures,
 )
 from tests.support.conformance import assert_conforms
 
@@ -306,24 +303,14 @@ def test_a_pended_request_is_still_answered_well_past_six_months_after_its_servi
 # --- spec-52: systems other than the submitter ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, ClientKey]:
-    return client_keys("ehr", "rendering")
-
-
-@pytest.fixture(scope="module")
-def secured(
-    keys: dict[str, ClientKey],
-    new_database_url: DatabaseFactory,
-    make_settings: SettingsFactory,
-) -> Iterator[PasServer]:
-    """Auth on: the submitting EHR, and another system (say the rendering provider's) that may
-    read ClaimResponses but submits nothing."""
-    scopes = {
+# Auth on: the submitting EHR, and another system (say the rendering provider's) that may read
+# ClaimResponses but submits nothing.
+keys, secured = secured_pas_fixtures(
+    {
         "ehr": ["system/Claim.c", "system/ClaimResponse.r"],
         "rendering": ["system/ClaimResponse.r"],
     }
-    yield from start_secured_pas_server(new_database_url, make_settings, keys, scopes)
+)
 
 
 @pytest.mark.requirement("PAS", "spec-52")

@@ -13,10 +13,9 @@ from tests.auth.smart_client import ClientKey, access_token
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
 from tests.pas.conftest import (
     PasServer,
-    client_keys,
     kit,
+    secured_pas_fixtures,
     start_pas_server,
-    start_secured_pas_server,
     subscription,
 )
 
@@ -104,36 +103,18 @@ def test_unknown_cases_and_bad_filters_answer_4xx(pas: PasServer) -> None:
 # --- the reviewer role, with authentication on ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, ClientKey]:
-    return client_keys("reviewer", "submitter")
-
-
-@pytest.fixture(scope="module")
-def secured(
-    keys: dict[str, ClientKey],
-    new_database_url: DatabaseFactory,
-    make_settings: SettingsFactory,
-) -> Iterator[PasServer]:
-    yield from start_secured_pas_server(
-        new_database_url,
-        make_settings,
-        keys,
-        {
-            "reviewer": [
-                "system/ClaimResponse.cruds",
-                "system/Claim.rs",
-                "system/Subscription.rud",
-            ],
-            "submitter": [
-                "system/Claim.c",
-                "system/ClaimResponse.cruds",
-                "system/Subscription.cruds",
-            ],
-        },
-        um_reviewers="reviewer",
-        subscription_allow_http=True,
-    )
+keys, secured = secured_pas_fixtures(
+    {
+        "reviewer": ["system/ClaimResponse.cruds", "system/Claim.rs", "system/Subscription.rud"],
+        "submitter": [
+            "system/Claim.c",
+            "system/ClaimResponse.cruds",
+            "system/Subscription.cruds",
+        ],
+    },
+    um_reviewers="reviewer",
+    subscription_allow_http=True,
+)
 
 
 def test_only_a_reviewer_may_use_the_um_api(secured: PasServer, keys: dict[str, ClientKey]) -> None:

@@ -27,12 +27,11 @@ from tests.pas.conftest import (
     INQUIRY_RESPONSE_BUNDLE,
     RESPONSE_BUNDLE,
     PasServer,
-    client_keys,
     kit,
     kit_bundle,
     review_actions,
+    secured_pas_fixtures,
     start_pas_server,
-    start_secured_pas_server,
     subscription,
     table_counts,
 )
@@ -509,27 +508,13 @@ def test_two_decisions_at_once_one_wins_and_one_audit_event_is_written(pas: PasS
 # --- the AuditEvents, with authentication on: who decided ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, ClientKey]:
-    return client_keys("nurse", "ehr")
-
-
-@pytest.fixture(scope="module")
-def secured(
-    keys: dict[str, ClientKey],
-    new_database_url: DatabaseFactory,
-    make_settings: SettingsFactory,
-) -> Iterator[PasServer]:
-    yield from start_secured_pas_server(
-        new_database_url,
-        make_settings,
-        keys,
-        {
-            "nurse": ["system/ClaimResponse.rus", "system/AuditEvent.rs"],
-            "ehr": ["system/Claim.c"],
-        },
-        um_reviewers="nurse",
-    )
+keys, secured = secured_pas_fixtures(
+    {
+        "nurse": ["system/ClaimResponse.rus", "system/AuditEvent.rs"],
+        "ehr": ["system/Claim.c"],
+    },
+    um_reviewers="nurse",
+)
 
 
 def test_submission_and_decision_are_audited_with_who_when_and_what(

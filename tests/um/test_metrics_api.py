@@ -42,10 +42,9 @@ from tests.auth.smart_client import ClientKey, access_token
 from tests.conftest import BACKENDS, DatabaseFactory, SettingsFactory
 from tests.pas.conftest import (
     PasServer,
-    client_keys,
     kit,
+    secured_pas_fixtures,
     start_pas_server,
-    start_secured_pas_server,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -396,27 +395,13 @@ def test_the_command_prints_the_same_report_as_json_and_as_markdown(scenario: Sc
 # --- the reviewer role, with authentication on ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, ClientKey]:
-    return client_keys("reviewer", "submitter")
-
-
-@pytest.fixture(scope="module")
-def secured(
-    keys: dict[str, ClientKey],
-    new_database_url: DatabaseFactory,
-    make_settings: SettingsFactory,
-) -> Iterator[PasServer]:
-    yield from start_secured_pas_server(
-        new_database_url,
-        make_settings,
-        keys,
-        {
-            "reviewer": ["system/ClaimResponse.cruds"],
-            "submitter": ["system/Claim.c", "system/ClaimResponse.cruds"],
-        },
-        um_reviewers="reviewer",
-    )
+keys, secured = secured_pas_fixtures(
+    {
+        "reviewer": ["system/ClaimResponse.cruds"],
+        "submitter": ["system/Claim.c", "system/ClaimResponse.cruds"],
+    },
+    um_reviewers="reviewer",
+)
 
 
 def test_only_a_reviewer_may_read_the_metrics(

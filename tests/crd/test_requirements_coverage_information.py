@@ -68,6 +68,18 @@ def _profile_errors(resource: Mapping[str, Any], profile: str | None) -> list[st
     ]
 
 
+def _order_sign_errors(body: Mapping[str, Any], response: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the coverage-information of an order-sign answer (CRD 2.0.1 profile
+    and invariants)."""
+    return crd_checks.check_coverage_information(
+        "order-sign",
+        body,
+        response["systemActions"],
+        _profile_errors,
+        invariants=crd_checks.CRD_201_INVARIANTS,
+    )
+
+
 def _in_scope(hook: str, body: Mapping[str, Any]) -> set[str]:
     """`Type/id` of the resources a call asks advice on."""
     context = body["context"]
@@ -265,13 +277,7 @@ def test_answers_for_other_coverages_stay_apart_with_their_own_ids(crd: CrdServe
     for entry in body["context"]["draftOrders"]["entry"]:
         entry["resource"]["extension"] = [_other_payers_answer(entry["resource"]["id"])]
     response = call(crd, SIGN, body)
-    errors = crd_checks.check_coverage_information(
-        "order-sign",
-        body,
-        response["systemActions"],
-        _profile_errors,
-        invariants=crd_checks.CRD_201_INVARIANTS,
-    )
+    errors = _order_sign_errors(body, response)
     assert errors == []
     ours_by_order = {}
     for action in response["systemActions"]:
@@ -356,13 +362,7 @@ def test_administrative_answers_say_why_with_the_crd_reason_codes(crd: CrdServer
                 assert "pa-needed" not in parts
             else:
                 assert _reason_codes(parts) == []
-                errors = crd_checks.check_coverage_information(
-                    "order-sign",
-                    body,
-                    response["systemActions"],
-                    _profile_errors,
-                    invariants=crd_checks.CRD_201_INVARIANTS,
-                )
+                errors = _order_sign_errors(body, response)
                 assert errors == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -72,98 +73,101 @@ def _patient(gender: str) -> dict[str, Any]:
     return {**example_for("Patient"), "gender": gender}
 
 
+def _on_a_new_database(
+    backend_name: str,
+    new_database_url: DatabaseFactory,
+    scenario: Callable[[Database, ResourceStore], Awaitable[None]],
+) -> None:
+    """Run `scenario` against a new, migrated database of `backend_name` and its store."""
+    url = new_database_url(backend_name)
+    upgrade_database(url)
+
+    async def run() -> None:
+        database = create_database(url, pool_size=2)
+        try:
+            await scenario(database, ResourceStore(database, REGISTRY))
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
 @BOTH
 def test_a_created_resource_has_no_history_row(
     backend_name: str, new_database_url: DatabaseFactory
 ) -> None:
-    url = new_database_url(backend_name)
-    upgrade_database(url)
+    async def scenario(database: Database, store: ResourceStore) -> None:
+        async with store.transaction() as tx:
+            created = await tx.create(_patient("male"))
+        assert await _rows(database, "resource_versions") == []
+        assert len(await _rows(database, "resources")) == 1
 
-    async def scenario() -> None:
-        database = create_database(url, pool_size=2)
-        try:
-            store = ResourceStore(database, REGISTRY)
-            async with store.transaction() as tx:
-                created = await tx.create(_patient("male"))
-            assert await _rows(database, "resource_versions") == []
-            assert len(await _rows(database, "resources")) == 1
+        for reader in _stores(database):
+            assert await reader.read("Patient", created.id) == created
+            assert await reader.vread("Patient", created.id, 1) == created
+            assert await reader.history("Patient", created.id) == [created]
+            assert await _status_of_vread(reader, created.id, 2) == 404
+            assert await _status_of_vread(reader, created.id, 0) == 404
 
-            for reader in _stores(database):
-                assert await reader.read("Patient", created.id) == created
-                assert await reader.vread("Patient", created.id, 1) == created
-                assert await reader.history("Patient", created.id) == [created]
-                assert await _status_of_vread(reader, created.id, 2) == 404
-                assert await _status_of_vread(reader, created.id, 0) == 404
-        finally:
-            await database.dispose()
-
-    asyncio.run(scenario())
+    _on_a_new_database(backend_name, new_database_url, scenario)
 
 
 @BOTH
 def test_updates_and_delete_keep_every_superseded_version(
     backend_name: str, new_database_url: DatabaseFactory
 ) -> None:
-    url = new_database_url(backend_name)
-    upgrade_database(url)
+    async def scenario(database: Database, store: ResourceStore) -> None:
+        async with store.transaction() as tx:
+            v1 = await tx.create(_patient("male"))
+        rid = v1.id
+        async with store.transaction() as tx:
+            v2, created = await tx.update({**_patient("female"), "id": rid}, rid, if_match=1)
+            assert not created
+        async with store.transaction() as tx:
+            v3, _ = await tx.update({**_patient("other"), "id": rid}, rid)
+        async with store.transaction() as tx:
+            v4 = await tx.delete("Patient", rid, if_match=3)
+        assert v4 is not None
+        versions = [v1, v2, v3, v4]
+        assert [v.version_id for v in versions] == [1, 2, 3, 4]
+        assert [v.json()["gender"] for v in versions[:3]] == ["male", "female", "other"]
 
-    async def scenario() -> None:
-        database = create_database(url, pool_size=2)
-        try:
-            store = ResourceStore(database, REGISTRY)
-            async with store.transaction() as tx:
-                v1 = await tx.create(_patient("male"))
-            rid = v1.id
-            async with store.transaction() as tx:
-                v2, created = await tx.update({**_patient("female"), "id": rid}, rid, if_match=1)
-                assert not created
-            async with store.transaction() as tx:
-                v3, _ = await tx.update({**_patient("other"), "id": rid}, rid)
-            async with store.transaction() as tx:
-                v4 = await tx.delete("Patient", rid, if_match=3)
-            assert v4 is not None
-            versions = [v1, v2, v3, v4]
-            assert [v.version_id for v in versions] == [1, 2, 3, 4]
-            assert [v.json()["gender"] for v in versions[:3]] == ["male", "female", "other"]
+        history_rows = await _rows(database, "resource_versions")
+        assert [row[2] for row in history_rows] == [1, 2, 3]
+        assert history_rows == [_as_row(v) for v in versions[:3]]
+        assert await _rows(database, "resources") == [_as_row(v4)]
 
-            history_rows = await _rows(database, "resource_versions")
-            assert [row[2] for row in history_rows] == [1, 2, 3]
-            assert history_rows == [_as_row(v) for v in versions[:3]]
-            assert await _rows(database, "resources") == [_as_row(v4)]
-
-            for reader in _stores(database):
-                history = await reader.history("Patient", rid)
-                assert history == versions[::-1]
-                assert [(v.version_id, v.deleted) for v in history] == [
-                    (4, True),
-                    (3, False),
-                    (2, False),
-                    (1, False),
-                ]
-                for version in versions[:3]:
-                    stored = await reader.vread("Patient", rid, version.version_id)
-                    assert stored == version
-                    assert stored.json()["meta"]["versionId"] == str(version.version_id)
-                assert await _status_of_vread(reader, rid, 4) == 410
-                assert await _status_of_vread(reader, rid, 5) == 404
-
-            # a resource written again after its deletion: the deletion becomes history too
-            async with store.transaction() as tx:
-                v5, recreated = await tx.update({**_patient("unknown"), "id": rid}, rid)
-            assert recreated
-            assert v5.version_id == 5
-            assert [row[2:5] for row in await _rows(database, "resource_versions")] == [
-                (1, v1.last_updated_us, False),
-                (2, v2.last_updated_us, False),
-                (3, v3.last_updated_us, False),
-                (4, v4.last_updated_us, True),
+        for reader in _stores(database):
+            history = await reader.history("Patient", rid)
+            assert history == versions[::-1]
+            assert [(v.version_id, v.deleted) for v in history] == [
+                (4, True),
+                (3, False),
+                (2, False),
+                (1, False),
             ]
-            assert await store.history("Patient", rid) == [v5, *versions[::-1]]
-            assert await store.vread("Patient", rid, 5) == v5
-        finally:
-            await database.dispose()
+            for version in versions[:3]:
+                stored = await reader.vread("Patient", rid, version.version_id)
+                assert stored == version
+                assert stored.json()["meta"]["versionId"] == str(version.version_id)
+            assert await _status_of_vread(reader, rid, 4) == 410
+            assert await _status_of_vread(reader, rid, 5) == 404
 
-    asyncio.run(scenario())
+        # a resource written again after its deletion: the deletion becomes history too
+        async with store.transaction() as tx:
+            v5, recreated = await tx.update({**_patient("unknown"), "id": rid}, rid)
+        assert recreated
+        assert v5.version_id == 5
+        assert [row[2:5] for row in await _rows(database, "resource_versions")] == [
+            (1, v1.last_updated_us, False),
+            (2, v2.last_updated_us, False),
+            (3, v3.last_updated_us, False),
+            (4, v4.last_updated_us, True),
+        ]
+        assert await store.history("Patient", rid) == [v5, *versions[::-1]]
+        assert await store.vread("Patient", rid, 5) == v5
+
+    _on_a_new_database(backend_name, new_database_url, scenario)
 
 
 def _old_layout_version(rid: str, version: int, *, deleted: bool = False) -> VersionRow:

@@ -195,16 +195,7 @@ class ResourceWriter:
         """The current version, locked for the rest of the transaction (PostgreSQL row lock;
         SQLite write transactions are already exclusive)."""
         row = (
-            await self._conn.execute(
-                select(
-                    resources.c.version_id,
-                    resources.c.last_updated_us,
-                    resources.c.deleted,
-                    resources.c.body,
-                )
-                .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-                .with_for_update()
-            )
+            await self._conn.execute(_CURRENT_ROW_LOCKED, {"t": resource_type, "i": resource_id})
         ).first()
         return None if row is None else _row_to_stored(resource_type, resource_id, row)
 
@@ -352,22 +343,23 @@ class _PointRow(NamedTuple):
     body: str | None
 
 
-# Built once: the statements of the two point reads (SQLAlchemy caches their compiled form).
-_CURRENT_ROW = select(
-    resources.c.version_id, resources.c.last_updated_us, resources.c.deleted, resources.c.body
-).where(resources.c.resource_type == bindparam("t"), resources.c.id == bindparam("i"))
-_VERSION_COLUMNS = (
-    resource_versions.c.version_id,
-    resource_versions.c.last_updated_us,
-    resource_versions.c.deleted,
-    resource_versions.c.body,
-)
+# Built once: the point reads and the locked read of a write (SQLAlchemy caches them compiled).
 _CURRENT_COLUMNS = (
     resources.c.version_id,
     resources.c.last_updated_us,
     resources.c.deleted,
     resources.c.body,
 )
+_VERSION_COLUMNS = (
+    resource_versions.c.version_id,
+    resource_versions.c.last_updated_us,
+    resource_versions.c.deleted,
+    resource_versions.c.body,
+)
+_CURRENT_ROW = select(*_CURRENT_COLUMNS).where(
+    resources.c.resource_type == bindparam("t"), resources.c.id == bindparam("i")
+)
+_CURRENT_ROW_LOCKED = _CURRENT_ROW.with_for_update()  # inside a write transaction
 # A version is in the history once superseded, else it is the current row.
 _VERSION_ROW = union_all(
     select(*_VERSION_COLUMNS).where(

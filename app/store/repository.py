@@ -39,8 +39,8 @@ from app.store.row_writes import row_write, run_write, run_write_many
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
 from app.store.tables import resource_versions, resources, search_index
 
-# Built once: a statement object reused with plain parameter dicts skips SQLAlchemy's per-call
-# `.values()` coercion and hits the compiled-statement cache at once (the write hot path).
+# Built once (`app.store.row_writes`): raw SQL on the SQLite write connection, the SQLAlchemy
+# statement on PostgreSQL (the write hot path).
 _ROW_COLUMNS = ("resource_type", "id", "version_id", "last_updated_us", "deleted", "body")
 _INSERT_RESOURCE = row_write(insert(resources), _ROW_COLUMNS)
 _INSERT_VERSION = row_write(insert(resource_versions), _ROW_COLUMNS)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from app.fhir.json_copy import json_copy
-from app.rules.engine import Decision, SiteProposal
+from app.rules.engine import INDETERMINATE, Decision, SiteProposal
 from app.rules.topic import Companion
 from cds_hooks.coverage_record import CoverageRecord
 
@@ -34,17 +34,20 @@ _PA_TEXT = {
     "performpa": "the performer must obtain prior authorization",
     "conditional": "prior authorization may be required",
     "satisfied": "prior authorization already on file",
+    "indeterminate": "whether prior authorization is needed could not be determined",
 }
 _DOC_TEXT = {
     "clinical": "clinical documentation needed",
     "admin": "administrative documentation needed",
     "both": "clinical and administrative documentation needed",
     "conditional": "documentation may be needed",
+    "indeterminate": "whether documentation is needed could not be determined",
 }
 _COVERED_TEXT = {
     "covered": "covered",
     "not-covered": "not covered",
     "conditional": "coverage depends on details not known yet",
+    "indeterminate": "coverage could not be determined",
 }
 
 
@@ -88,6 +91,7 @@ def _names(names: list[str]) -> str:
 def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) -> dict[str, Any]:
     """An Instructions card stating coverage, prior authorization and documentation."""
     label = order_label(order, decision)
+    unknown = INDETERMINATE in (decision.covered, decision.pa_needed, decision.doc_needed)
     facts = [_COVERED_TEXT.get(decision.covered, decision.covered)]
     if decision.pa_needed:
         facts.append(_PA_TEXT.get(decision.pa_needed, decision.pa_needed))
@@ -105,7 +109,7 @@ def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) ->
         "uuid": str(uuid.uuid4()),
         "summary": _fit(f"{label}: {', '.join(facts)}"),
         "detail": "\n\n".join(detail_lines),
-        "indicator": "warning" if decision.covered == "not-covered" else "info",
+        "indicator": "warning" if decision.covered == "not-covered" or unknown else "info",
         "source": _source(payer_name, "coverage-info"),
     }
 
@@ -268,6 +272,18 @@ def companion_order_card(
                 ],
             }
         ],
+    }
+
+
+def technical_card(payer_name: str, why: str) -> dict[str, Any]:
+    """Coverage requirements could not be checked for a technical reason (CRD resp-43)."""
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"{payer_name}: coverage requirements could not be checked"),
+        "detail": f"{why[0].upper()}{why[1:]}. They are checked again at the next step of the "
+        f"order; if this persists, contact {payer_name}.",
+        "indicator": "warning",
+        "source": _source(payer_name, "coverage-info"),
     }
 
 

@@ -14,6 +14,10 @@ Reasons: the administrative answers carry the CRD 2.2 codes `no-member-found` (r
 copy of that code system lacks them (a validator would report an unknown code), so 2.0.1 callers
 get those reasons as text only.
 
+Technical failures (CRD resp-43): CRD 2.2 callers get `indeterminate` in each element that could
+not be determined, with the reason `technical`; CRD 2.0.1 has no `indeterminate`, so its callers
+get `conditional` there, with the info-needed that q3 requires and the technical reason as text.
+
 Qualifiers of the answer travel with it (CRD resp-30): the billing codes it holds for, the reason
 that qualified it (e.g. the gold-carded orderer) and, for CRD 2.2 callers, `expiry-date` (a
 2.2 sub-extension) when the decision has one.
@@ -25,7 +29,7 @@ from datetime import date
 from typing import Any
 
 from app.fhir.json_copy import json_copy
-from app.rules.engine import Decision
+from app.rules.engine import INDETERMINATE, Decision
 from app.rules.topic import CRD_TEMP, Reason
 
 EXTENSION_URL = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
@@ -42,6 +46,11 @@ def _reason_for(reason: Reason, crd_22: bool) -> Reason:
     return Reason(text=reason.text or reason.display or str(reason.code))
 
 
+def _in_version(value: str | None, crd_22: bool) -> str | None:
+    """`indeterminate` (CRD 2.2) as CRD 2.0.1 can say it: `conditional`."""
+    return "conditional" if value == INDETERMINATE and not crd_22 else value
+
+
 def _sub(url: str, value_key: str, value: Any) -> dict[str, Any]:
     return {"url": url, value_key: value}
 
@@ -56,19 +65,21 @@ def coverage_information(
     crd_22: bool = False,
 ) -> dict[str, Any]:
     """One ext-coverage-information instance for `decision` about the client's Coverage."""
+    covered = _in_version(decision.covered, crd_22)
     parts: list[dict[str, Any]] = [
         _sub("coverage", "valueReference", {"reference": coverage_reference}),
-        _sub("covered", "valueCode", decision.covered),
+        _sub("covered", "valueCode", covered),
     ]
-    pa_needed = decision.pa_needed
-    if pa_needed is None and decision.covered == "not-covered" and not crd_22:
+    pa_needed = _in_version(decision.pa_needed, crd_22)
+    if pa_needed is None and covered == "not-covered" and not crd_22:
         pa_needed = "no-auth"  # CRD 2.0.1 crd-ci-q2 as validators evaluate it
     if pa_needed:
         parts.append(_sub("pa-needed", "valueCode", pa_needed))
-    if decision.doc_needed:
-        parts.append(_sub("doc-needed", "valueCode", decision.doc_needed))
+    doc_needed = _in_version(decision.doc_needed, crd_22)
+    if doc_needed:
+        parts.append(_sub("doc-needed", "valueCode", doc_needed))
         parts.extend(_sub("doc-purpose", "valueCode", p) for p in decision.doc_purpose)
-    if "conditional" in (decision.covered, decision.pa_needed, decision.doc_needed):
+    if "conditional" in (covered, pa_needed, doc_needed):
         parts.extend(_sub("info-needed", "valueCode", i) for i in decision.info_needed)
     parts.extend(_sub("billingCode", "valueCoding", dict(c)) for c in decision.billing_codes)
     parts.extend(

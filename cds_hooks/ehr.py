@@ -4,6 +4,12 @@ server (`fhirServer` with `fhirAuthorization`, 2 s timeout) (CRD found-5, found-
 CDS Hooks prefetch semantics: a missing key was not provided (we may query), a `null` value means
 the EHR has no such data, an OperationOutcome means the EHR could not get it (no data for us).
 
+A query that fails (timeout, connection error, an answer other than 200 or 404, a body that is
+not JSON) is a technical failure: required data then answers 412 (found-32); optional data is
+left out and the failure kept (`failure`), so that what depends on it is answered
+`indeterminate` (resp-43). All EHR queries of one call share a time budget (`EHR_BUDGET_SECONDS`)
+so that the answer stays within CRD's 5-second target (found-2) however slowly the EHR answers.
+
 Reads that may query the EHR run concurrently (`gather_reads`); without a `fhirServer` no read
 can wait on anything, so they run one after another without a task each.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -21,7 +28,8 @@ from cds_hooks.request import HookRequest
 
 log = logging.getLogger("greenlight.crd.ehr")
 
-EHR_TIMEOUT_SECONDS = 2.0
+EHR_TIMEOUT_SECONDS = 2.0  # one query
+EHR_BUDGET_SECONDS = 3.5  # every query of one hook call, from the first
 
 Read = TypeVar("Read")
 
@@ -31,6 +39,7 @@ class EhrDataUnavailableError(Exception):
 
     def __init__(self, key: str, why: str) -> None:
         self.key = key
+        self.why = why
         super().__init__(f"{key}: {why}")
 
 
@@ -51,12 +60,34 @@ def bundle_resources(value: Any) -> list[dict[str, Any]]:
     return [value]
 
 
+@dataclass(frozen=True)
+class EhrRead:
+    """One optional resource from the EHR: the resource, or why the EHR could not give it."""
+
+    resource: dict[str, Any] | None = None
+    failure: str | None = None  # a technical failure (None: read, or simply not there)
+
+
 class EhrData:
     """Prefetched data, and reads/searches against the EHR when something was not prefetched."""
 
     def __init__(self, request: HookRequest, client: httpx.AsyncClient) -> None:
         self._request = request
         self._client = client
+        self._deadline: float | None = None
+        self._failures: dict[str, str] = {}
+
+    def failure(self, key: str) -> str | None:
+        """Why optional data under `key` could not be had from the EHR (None: it could, or it
+        was not asked for)."""
+        return self._failures.get(key)
+
+    def _timeout(self) -> float:
+        """Seconds the next query may take: its own limit, within what is left of the budget."""
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + EHR_BUDGET_SECONDS
+        return min(EHR_TIMEOUT_SECONDS, self._deadline - now)
 
     @property
     def can_query(self) -> bool:
@@ -86,23 +117,29 @@ class EhrData:
         if request.fhir_authorization:
             headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
         url = f"{request.fhir_server}/{query.lstrip('/')}"
+        timeout = self._timeout()
+        if timeout <= 0:
+            raise EhrDataUnavailableError(
+                key, f"no time was left of the {EHR_BUDGET_SECONDS:g} s allowed for EHR queries"
+            )
         try:
-            response = await self._client.get(url, headers=headers, timeout=EHR_TIMEOUT_SECONDS)
+            response = await self._client.get(url, headers=headers, timeout=timeout)
         except (TimeoutError, httpx.HTTPError) as exc:
             log.warning("EHR query %s failed: %s", url, exc)
-            raise EhrDataUnavailableError(
-                key, f"the EHR query failed ({type(exc).__name__})"
-            ) from None
+            why = (
+                f"no answer within {timeout:.3g} s"
+                if isinstance(exc, (TimeoutError, httpx.TimeoutException))
+                else f"the query failed ({type(exc).__name__})"
+            )
+            raise EhrDataUnavailableError(key, why) from None
         if response.status_code == 404:
             return []
         if response.status_code != 200:
-            raise EhrDataUnavailableError(key, f"the EHR answered {response.status_code}")
+            raise EhrDataUnavailableError(key, f"it answered HTTP {response.status_code}")
         try:
             return bundle_resources(response.json())
         except ValueError:
-            raise EhrDataUnavailableError(
-                key, "the EHR answered something that is not JSON"
-            ) from None
+            raise EhrDataUnavailableError(key, "it answered something that is not JSON") from None
 
     async def get_optional(self, key: str, query: str | None) -> list[dict[str, Any]]:
         """Like `get`, but data the EHR cannot give is simply absent (it is only nice to have)."""
@@ -110,6 +147,8 @@ class EhrData:
             return await self.get(key, query)
         except EhrDataUnavailableError as exc:
             log.info("optional EHR data missing: %s", exc)
+            if self.can_query:
+                self._failures[key] = exc.why
             return []
 
 

@@ -28,6 +28,9 @@ class Membership:
     client_coverage: dict[str, Any]
     member_coverage: dict[str, Any] | None
     coverage_ambiguous: bool = False  # one member, but more than one of their coverages matched
+    #: why the member is unknown when a technical failure is the cause: members share the id and
+    #: the EHR's Patient, which would tell them apart, could not be read (CRD resp-43)
+    technical_failure: str | None = None
 
     @property
     def found(self) -> bool:
@@ -104,12 +107,17 @@ async def _beneficiary(store: ResourceStore, coverage: dict[str, Any]) -> dict[s
 
 
 async def find_membership(
-    store: ResourceStore, client_coverage: dict[str, Any], patient: dict[str, Any] | None = None
+    store: ResourceStore,
+    client_coverage: dict[str, Any],
+    patient: dict[str, Any] | None = None,
+    patient_failure: str | None = None,
 ) -> Membership:
     """Match by the ids the EHR's Coverage carries; where an id is shared (a family's subscriber
     id), the EHR's patient decides by birth date and family name; still ambiguous = not found
-    (flagged `coverage_ambiguous` when the matches are all coverages of one member)."""
+    (flagged `coverage_ambiguous` when the matches are all coverages of one member, and carrying
+    `patient_failure` when the patient was needed but the EHR failed to give it)."""
     ambiguous = False
+    patient_needed = False
     for member_id in _member_ids(client_coverage):
         candidates = await _candidates(store, member_id)
         if len(candidates) == 1:
@@ -126,7 +134,11 @@ async def find_membership(
                 return Membership(client_coverage, matching[0])
             members = {str((c.get("beneficiary") or {}).get("reference")) for c in matching}
             ambiguous = ambiguous or (len(matching) > 1 and len(members) == 1)
-    return Membership(client_coverage, None, coverage_ambiguous=ambiguous)
+            patient_needed = patient_needed or patient is None
+    failure = patient_failure if patient_needed and not ambiguous else None
+    return Membership(
+        client_coverage, None, coverage_ambiguous=ambiguous, technical_failure=failure
+    )
 
 
 def _given_names(patient: dict[str, Any]) -> set[str]:

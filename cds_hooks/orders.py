@@ -9,7 +9,7 @@ from typing import Any
 from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError, Issue
 from app.rules.orders import ORDER_TYPES
-from cds_hooks.ehr import EhrData
+from cds_hooks.ehr import EhrData, EhrRead
 from cds_hooks.request import HookRequest, context_bundle_resources
 from cds_hooks.service import HookService
 
@@ -105,28 +105,31 @@ def _reference_id(reference: Any, resource_type: str) -> str | None:
 
 async def ordering_practitioner(
     request: HookRequest, ehr: EhrData, order: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> EhrRead:
     """The ordering practitioner: the order's requester, else the user signing (context.userId)."""
     wanted = _reference_id(order.get("requester"), "Practitioner") or _reference_id(
         request.context.get("userId"), "Practitioner"
     )
     if wanted is None:
-        return None
+        return EhrRead()
     for resource in await ehr.get_optional("user", f"Practitioner/{wanted}"):
         if resource.get("resourceType") == "Practitioner" and resource.get("id") == wanted:
-            return resource
-    return None
+            return EhrRead(resource)
+    return EhrRead(failure=ehr.failure("user"))
 
 
-async def order_location(ehr: EhrData, order: dict[str, Any]) -> dict[str, Any] | None:
+async def order_location(ehr: EhrData, order: dict[str, Any]) -> EhrRead:
     """Where the order is to be done: its Location, or its place-of-service code as a Location."""
+    failure = None
     for reference in order.get("locationReference") or []:
         location_id = _reference_id(reference, "Location")
         if location_id:
-            found = await ehr.get_optional(f"location-{location_id}", f"Location/{location_id}")
+            key = f"location-{location_id}"
+            found = await ehr.get_optional(key, f"Location/{location_id}")
             if found:
-                return found[0]
+                return EhrRead(found[0])
+            failure = failure or ehr.failure(key)
     codes = order.get("locationCode")
     if codes:
-        return {"resourceType": "Location", "type": codes}
-    return None
+        return EhrRead({"resourceType": "Location", "type": codes})
+    return EhrRead(failure=failure)

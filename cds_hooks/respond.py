@@ -7,7 +7,10 @@ assertion, cards, system actions and the audit record.
   No member, or no active coverage, is an answer (`not-covered` with the reason), not an error:
   reason `no-member-found` (CRD resp-44), `no-active-coverage` or, when one member has several
   matching coverages, `coverage-not-found` (resp-45). Required data that was neither prefetched
-  nor fetchable answers 412 (found-32).
+  nor fetchable answers 412 (found-32). Optional data the EHR failed to give (the patient, the
+  orderer, the order's Location) leaves what depends on it `indeterminate` with the reason
+  `technical` (resp-43, decided by the engine); a member that only the patient could have told
+  apart is unidentified for the same technical reason, not absent.
 - One coverage assertion per coverage holds every order's decision (resp-32); a repeated call
   with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent holding the
   hookInstance and the response as sent (CRD found-37).
@@ -32,7 +35,7 @@ import orjson
 
 from app.auth.cds_jwt import CdsCaller
 from app.fhir.outcomes import FhirError, Issue
-from app.rules.engine import Decision, OrderContext, decide
+from app.rules.engine import INDETERMINATE, Decision, OrderContext, decide, technical_reason
 from app.rules.loader import TopicSet
 from app.rules.orders import order_codings
 from app.rules.topic import CRD_TEMP, Reason
@@ -110,6 +113,7 @@ def _fingerprint(hook: str, membership: Membership, contexts: list[OrderContext]
                 sorted(f"{x.get('system')}|{x.get('code')}" for x in order_codings(c.order)),
                 c.ordering_npi,
                 orjson.dumps((c.location or {}).get("type"), option=orjson.OPT_SORT_KEYS).decode(),
+                sorted(c.unavailable),  # an answer given without some input is not reused with it
             )
             for c in contexts
         ),
@@ -125,6 +129,19 @@ def _administrative(covered_reason: Reason) -> Decision:
         pa_needed=None,
         reasons=(covered_reason,),
         applied=("membership",),
+    )
+
+
+def _unidentified(why: str) -> Decision:
+    """The answer when the EHR's failure leaves the member unidentified (CRD resp-43)."""
+    return Decision(
+        topic_id=None,
+        topic_title=None,
+        covered=INDETERMINATE,
+        pa_needed=INDETERMINATE,
+        info_needed=("OTH",),
+        reasons=(technical_reason("the member, and so coverage,", {"patient": why}),),
+        applied=("membership", "unknown:member"),
     )
 
 
@@ -211,7 +228,11 @@ class CrdResponder:
         memberships: list[Membership] = []
         if coverages and (coverage_info or options["insurance"]):
             for client_coverage in coverages:
-                memberships.append(await find_membership(self.deps.store, client_coverage, patient))
+                memberships.append(
+                    await find_membership(
+                        self.deps.store, client_coverage, patient, ehr.failure("patient")
+                    )
+                )
         if coverage_info and memberships:
             contexts = await gather_reads(
                 ehr, *(self._order_context(request, ehr, o, patient) for o in orders)
@@ -322,8 +343,17 @@ class CrdResponder:
         practitioner, location = await gather_reads(
             ehr, ordering_practitioner(request, ehr, order), order_location(ehr, order)
         )
+        failures = (
+            ("patient", ehr.failure("patient")),
+            ("practitioner", practitioner.failure),
+            ("location", location.failure),
+        )
         return OrderContext(
-            order=order, patient=patient, practitioner=practitioner, location=location
+            order=order,
+            patient=patient,
+            practitioner=practitioner.resource,
+            location=location.resource,
+            unavailable={name: why for name, why in failures if why},
         )
 
     async def _assertion(
@@ -342,7 +372,9 @@ class CrdResponder:
         decisions = []
         for ctx in contexts:
             ref = f"{ctx.order['resourceType']}/{ctx.order['id']}"
-            if not membership.found:
+            if not membership.found and membership.technical_failure:
+                decision = _unidentified(membership.technical_failure)
+            elif not membership.found:
                 why = COVERAGE_NOT_FOUND if membership.coverage_ambiguous else NO_MEMBER
                 decision = _administrative(why)
             elif not membership.active_on(today):
@@ -360,6 +392,8 @@ class CrdResponder:
                 "orderingNpi": ctx.ordering_npi,
                 "location": (ctx.location or {}).get("type"),
             }
+            if ctx.unavailable:
+                inputs["unavailable"] = dict(ctx.unavailable)
             decisions.append(OrderDecision(ref, decision, inputs))
         expiry = min(
             (d.decision.expiry_date for d in decisions if d.decision.expiry_date),
@@ -397,7 +431,16 @@ class CrdResponder:
         crd_22 = request.wants_crd_22
         request_user = request.context.get("userId")
         authored_on = datetime.now(UTC).isoformat(timespec="seconds")
-        if not membership.found:
+        if not membership.found and membership.technical_failure:
+            response["cards"].append(
+                cards.technical_card(
+                    payer,
+                    "the member could not be identified: the EHR could not give the patient "
+                    "record needed to tell apart members sharing this id "
+                    f"({membership.technical_failure})",
+                )
+            )
+        elif not membership.found:
             why = (
                 "the member has several matching coverages"
                 if membership.coverage_ambiguous

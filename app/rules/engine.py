@@ -5,13 +5,22 @@ adjudicates with it, so the three can never disagree.
 Order of evaluation for a matched topic: the topic's answer, then the member's plan override
 (`by-plan`), then exemptions (gold card, diagnosis), then conditions in file order (later ones
 win). A code no topic names gets the documented default answer (`DEFAULT_ANSWER`).
+
+An input the EHR could not give (a technical failure: `OrderContext.unavailable`) leaves what
+depends on it unknown: the gold-card exemption needs the ordering practitioner, a condition or a
+site of care needs the inputs its expression names. Those elements answer `indeterminate`, with
+the reason `technical` saying what could not be read (CRD resp-43); what does not depend on the
+missing input is answered as usual.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from app.rules.codes import NPI, canonical_system, normalize_code
@@ -33,6 +42,29 @@ NO_RULE = Reason(
         "is determined when the claim is adjudicated."
     ),
 )
+INDETERMINATE = "indeterminate"
+#: the decision inputs each FHIRPath environment variable comes from
+_VARIABLE_INPUTS = {
+    "practitioner": "practitioner",
+    "orderingNpi": "practitioner",
+    "location": "location",
+    "patient": "patient",
+    "encounter": "encounter",
+}
+_PRACTITIONER = frozenset({"practitioner"})
+_INPUT_NAMES = {
+    "practitioner": "the ordering practitioner",
+    "location": "the order's location",
+    "patient": "the patient",
+    "encounter": "the encounter",
+}
+#: what the caller could add when an input is missing (CRD info-needed; 2.0.1 `conditional`)
+_INPUT_INFO_NEEDED = {"practitioner": "performer", "location": "location"}
+_DEPENDENT_TEXT = {
+    "covered": "coverage",
+    "pa_needed": "whether prior authorization is needed",
+    "doc_needed": "whether documentation is needed",
+}
 DEFAULT_ANSWER = Outcome(
     covered="conditional",
     **{"pa-needed": "no-auth", "info-needed": ("OTH",)},
@@ -51,6 +83,9 @@ class OrderContext:
     location: dict[str, Any] | None = None
     encounter: dict[str, Any] | None = None
     plan: str | None = None
+    #: inputs the EHR could not give (technical failure), by name ("practitioner", "location",
+    #: "patient", "encounter"), each with why
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ordering_npi(self) -> str | None:
@@ -137,6 +172,33 @@ def _merge(base: Outcome, override: Outcome) -> Outcome:
     return base.model_copy(update=values)
 
 
+@lru_cache(maxsize=4096)
+def expression_inputs(expression: str) -> frozenset[str]:
+    """The decision inputs a FHIRPath expression reads through environment variables."""
+    return frozenset(
+        _VARIABLE_INPUTS[name]
+        for name in re.findall(r"%`?(\w+)", expression)
+        if name in _VARIABLE_INPUTS
+    )
+
+
+def _missing(ctx: OrderContext, needed: frozenset[str]) -> frozenset[str]:
+    return needed & ctx.unavailable.keys() if ctx.unavailable else frozenset()
+
+
+def technical_reason(what: str, inputs: Mapping[str, str]) -> Reason:
+    """The reason `technical` (CRD resp-43): what could not be determined, and which input the
+    EHR could not give, and why."""
+    causes = "; ".join(f"{_INPUT_NAMES.get(name, name)}: {why}" for name, why in inputs.items())
+    return Reason(
+        code="technical",
+        system=CRD_TEMP,
+        display="Technical issues",
+        text=f"{what[0].upper()}{what[1:]} could not be determined: the EHR could not give "
+        f"{causes}. Ask again once the EHR answers.",
+    )
+
+
 def _true(function: Compiled, ctx: OrderContext, name: str) -> bool:
     try:
         result = function(ctx.order, ctx.environment())
@@ -182,6 +244,7 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
         outcome = _merge(outcome, rule.by_plan[ctx.plan])
         applied.append(f"plan:{ctx.plan}")
     requires_auth = outcome.pa_needed in ("auth-needed", "performpa", "conditional")
+    unknown: dict[str, frozenset[str]] = {}  # element -> the missing inputs it depends on
     if requires_auth and ctx.ordering_npi and ctx.ordering_npi in rule.exemptions.gold_card_npis:
         outcome = _merge(
             outcome, Outcome(**{"pa-needed": "no-auth", "doc-purpose": ()}, reasons=(GOLD_CARD,))
@@ -193,13 +256,26 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
             outcome, Outcome(**{"pa-needed": "no-auth", "doc-purpose": ()}, reasons=(reason,))
         )
         applied.append(f"exemption:{exemption}")
+    elif requires_auth and rule.exemptions.gold_card_npis and _missing(ctx, _PRACTITIONER):
+        unknown["pa_needed"] = _PRACTITIONER  # the orderer may be gold-carded
+        applied.append("unknown:exemption:gold-card")
     for condition, function in topic.conditions:
-        if _true(function, ctx, f"{rule.id}.{condition.name}"):
+        if missing := _missing(ctx, expression_inputs(condition.when)):
+            for element in _DEPENDENT_TEXT:
+                if getattr(condition.then, element) is not None:
+                    unknown[element] = unknown.get(element, frozenset()) | missing
+            applied.append(f"unknown:condition:{condition.name}")
+        elif _true(function, ctx, f"{rule.id}.{condition.name}"):
             outcome = _merge(outcome, condition.then)
+            unknown = {
+                k: v for k, v in unknown.items() if getattr(condition.then, k) is None
+            }  # a later condition that holds decides the element again
             applied.append(f"condition:{condition.name}")
     proposals: list[SiteProposal] = []
     for site, function in topic.site_of_care:
-        if _true(function, ctx, f"{rule.id}.{site.name}"):
+        if _missing(ctx, expression_inputs(site.when)):
+            applied.append(f"unknown:site-of-care:{site.name}")  # nothing proposed on a guess
+        elif _true(function, ctx, f"{rule.id}.{site.name}"):
             proposals.append(SiteProposal(site.propose_location, site.summary, site.detail))
             applied.append(f"site-of-care:{site.name}")
     covered = outcome.covered or "covered"
@@ -209,7 +285,7 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
     reasons = tuple(outcome.reasons or ())
     if doc_needed and doc_purpose and not reasons:
         reasons = (documentation_reason(doc_needed, doc_purpose),)
-    return Decision(
+    decision = Decision(
         topic_id=rule.id,
         topic_title=rule.title,
         covered=covered,
@@ -228,6 +304,30 @@ def _topic_decision(topic: CompiledTopic, ctx: OrderContext, today: date) -> Dec
         expiry_date=today + timedelta(days=rule.valid_days),
         auto_approval_criteria=tuple(c.id for c, _ in topic.approval),
         companions=() if not_covered else rule.companions,
+    )
+    return _with_unknowns(decision, unknown, ctx) if unknown else decision
+
+
+def _with_unknowns(
+    decision: Decision, unknown: dict[str, frozenset[str]], ctx: OrderContext
+) -> Decision:
+    """`decision` with the elements depending on missing inputs answered `indeterminate`."""
+    if decision.covered == "not-covered" and "covered" not in unknown:
+        return decision  # not covered whatever the rest: no authorization or documentation
+    inputs = frozenset[str]().union(*unknown.values())
+    changes: dict[str, Any] = {element: INDETERMINATE for element in unknown}
+    if "covered" in unknown:
+        changes["pa_needed"] = INDETERMINATE  # whether to ask depends on coverage
+    what = " and ".join(_DEPENDENT_TEXT[e] for e in _DEPENDENT_TEXT if e in changes)
+    needed = {_INPUT_INFO_NEEDED.get(name, "OTH") for name in inputs}
+    return replace(
+        decision,
+        **changes,
+        info_needed=tuple(dict.fromkeys((*decision.info_needed, *sorted(needed)))),
+        reasons=(
+            technical_reason(what, {n: ctx.unavailable[n] for n in sorted(inputs)}),
+            *decision.reasons,
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from app.rules.engine import Decision
 from app.rules.serialization import decision_from_json, decision_to_json
 from app.store.db import Database
+from app.store.row_writes import row_write, run_write, run_write_many
 from app.store.tables import coverage_assertions, coverage_decisions
 
 
@@ -62,6 +63,11 @@ _ASSERTION_COLUMNS = (
     coverage_assertions.c.caller,
 )
 
+
+_INSERT_ASSERTION = row_write(insert(coverage_assertions), [c.key for c in _ASSERTION_COLUMNS])
+_INSERT_DECISION = row_write(
+    insert(coverage_decisions), ("assertion_id", "order_ref", "topic_id", "decision", "inputs")
+)
 
 _ASSERTION_SQL_COLUMNS = (
     "assertion_id, created_us, expires_us, fingerprint, hook, patient_id, member_coverage_id, "
@@ -109,32 +115,33 @@ class AssertionStore:
     async def save(self, assertion: CoverageAssertion) -> None:
         """Store the assertion and its decisions in one transaction."""
         async with self.database.writer.begin() as conn:
-            await conn.execute(
-                insert(coverage_assertions).values(
-                    assertion_id=assertion.assertion_id,
-                    created_us=assertion.created_us,
-                    expires_us=assertion.expires_us,
-                    fingerprint=assertion.fingerprint,
-                    hook=assertion.hook,
-                    patient_id=assertion.patient_id,
-                    member_coverage_id=assertion.member_coverage_id,
-                    client_coverage_ref=assertion.client_coverage_ref,
-                    caller=assertion.caller,
-                )
+            await run_write(
+                conn,
+                _INSERT_ASSERTION,
+                {
+                    "assertion_id": assertion.assertion_id,
+                    "created_us": assertion.created_us,
+                    "expires_us": assertion.expires_us,
+                    "fingerprint": assertion.fingerprint,
+                    "hook": assertion.hook,
+                    "patient_id": assertion.patient_id,
+                    "member_coverage_id": assertion.member_coverage_id,
+                    "client_coverage_ref": assertion.client_coverage_ref,
+                    "caller": assertion.caller,
+                },
             )
-            await conn.execute(
-                insert(coverage_decisions),
-                [
-                    {
-                        "assertion_id": assertion.assertion_id,
-                        "order_ref": item.order_ref,
-                        "topic_id": item.decision.topic_id,
-                        "decision": orjson.dumps(decision_to_json(item.decision)).decode(),
-                        "inputs": orjson.dumps(item.inputs).decode(),
-                    }
-                    for item in assertion.decisions
-                ],
-            )
+            decisions = [
+                {
+                    "assertion_id": assertion.assertion_id,
+                    "order_ref": item.order_ref,
+                    "topic_id": item.decision.topic_id,
+                    "decision": orjson.dumps(decision_to_json(item.decision)).decode(),
+                    "inputs": orjson.dumps(item.inputs).decode(),
+                }
+                for item in assertion.decisions
+            ]
+            if decisions:
+                await run_write_many(conn, _INSERT_DECISION, decisions)
         self._remember(assertion)
 
     async def get(self, assertion_id: str) -> CoverageAssertion | None:

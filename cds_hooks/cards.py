@@ -17,6 +17,7 @@ import orjson
 from app.fhir.json_copy import json_copy
 from app.rules.engine import INDETERMINATE, Decision, SiteProposal
 from app.rules.topic import Companion
+from app.store.ids import random_uuid
 from cds_hooks.coverage_record import CoverageRecord
 
 CARD_TYPES = "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp"
@@ -106,7 +107,7 @@ def coverage_card(order: dict[str, Any], decision: Decision, payer_name: str) ->
             "Complete the payer's documentation form in DTR: it is prefilled from the chart."
         )
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(f"{label}: {', '.join(facts)}"),
         "detail": "\n\n".join(detail_lines),
         "indicator": "warning" if decision.covered == "not-covered" or unknown else "info",
@@ -126,7 +127,7 @@ def policy_card(
     if not decision.policy_url or not decision.policy_title:
         return None
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(f"{decision.topic_title or 'Coverage'}: payer policy"),
         "detail": policy_detail(decision.policy_title, order_names),
         "indicator": "info",
@@ -167,7 +168,7 @@ def site_of_care_card(
     alternative["locationReference"] = [site_reference]
     alternative.pop("locationCode", None)
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(proposal.summary),
         "detail": f"For {order_name(order, decision)}: {proposal.detail}",
         "indicator": "info",
@@ -176,7 +177,7 @@ def site_of_care_card(
         "suggestions": [
             {
                 "label": _fit(f"Perform at {site_reference['display']}"),
-                "uuid": str(uuid.uuid4()),
+                "uuid": random_uuid(),
                 "actions": [
                     {
                         "type": "update",
@@ -208,7 +209,7 @@ def dtr_launch_card(
     }
     label = order_label(order, decision)
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(f"{label}: complete the documentation in DTR"),
         "detail": f"For {order_name(order, decision)}, the payer's documentation form is "
         "prefilled from the chart; review and sign it.",
@@ -253,7 +254,7 @@ def companion_order_card(
         "reasonReference": [{"reference": f"{order['resourceType']}/{order['id']}"}],
     }
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(companion.summary),
         "detail": f"For {order_name(order, decision)}: {companion.detail}",
         "indicator": "info",
@@ -262,7 +263,7 @@ def companion_order_card(
         "suggestions": [
             {
                 "label": _fit(f"Order: {companion.display}"),
-                "uuid": str(uuid.uuid4()),
+                "uuid": random_uuid(),
                 "actions": [
                     {
                         "type": "create",
@@ -278,7 +279,7 @@ def companion_order_card(
 def technical_card(payer_name: str, why: str) -> dict[str, Any]:
     """Coverage requirements could not be checked for a technical reason (CRD resp-43)."""
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(f"{payer_name}: coverage requirements could not be checked"),
         "detail": f"{why[0].upper()}{why[1:]}. They are checked again at the next step of the "
         f"order; if this persists, contact {payer_name}.",
@@ -289,7 +290,7 @@ def technical_card(payer_name: str, why: str) -> dict[str, Any]:
 
 def no_member_card(payer_name: str, why: str) -> dict[str, Any]:
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(f"{payer_name}: {why}"),
         "detail": f"{why}. Check the member id on the coverage, or the patient's other coverage.",
         "indicator": "warning",
@@ -330,7 +331,7 @@ def coverage_record_card(record: CoverageRecord, payer_name: str) -> dict[str, A
     ]
     cancelled = any(d.label == "status" and d.payer != "active" for d in record.differences)
     return {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _fit(summary),
         "detail": "\n\n".join([lead, "\n".join(lines), "Review the change before accepting it."]),
         "indicator": "warning" if cancelled else "info",
@@ -339,7 +340,7 @@ def coverage_record_card(record: CoverageRecord, payer_name: str) -> dict[str, A
         "suggestions": [
             {
                 "label": _fit(label),
-                "uuid": str(uuid.uuid4()),
+                "uuid": random_uuid(),
                 "actions": [coverage_record_action(record, payer_name)],
             }
         ],

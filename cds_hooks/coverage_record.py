@@ -34,8 +34,11 @@ one boolean per card type; default on); which hooks and CRD versions get them is
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from app.fhir.json_copy import json_copy
 from cds_hooks.membership import COVERAGE_CLASS
@@ -175,6 +178,35 @@ def coverage_update(ehr: dict[str, Any], member: dict[str, Any]) -> CoverageReco
         if member.get(element) and not updated.get(element):
             updated[element] = json_copy(member[element])
     return CoverageRecord("update", updated, tuple(differences))
+
+
+class RememberedUpdates:
+    """`coverage_update` for the most recent (EHR Coverage, payer record) pairs.
+
+    Every hook about a patient's orders (order-select, order-sign, order-dispatch...) carries
+    the same EHR Coverage, and the payer's record changes only with a new version, so the same
+    comparison would be made again and again. The key is the EHR Coverage as sent (its JSON)
+    and the payer record's id and version; a record without a version is compared anew. The
+    records handed out are shared: callers only read them (they go into a response as sent).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._held: OrderedDict[tuple[bytes, str, str], CoverageRecord | None] = OrderedDict()
+
+    def update(self, ehr: dict[str, Any], member: dict[str, Any]) -> CoverageRecord | None:
+        version = (member.get("meta") or {}).get("versionId")
+        if not member.get("id") or not version:
+            return coverage_update(ehr, member)
+        key = (orjson.dumps(ehr), str(member["id"]), str(version))
+        held = self._held
+        if key in held:
+            held.move_to_end(key)
+            return held[key]
+        record = held[key] = coverage_update(ehr, member)
+        if len(held) > self._size:
+            held.popitem(last=False)
+        return record
 
 
 def _class(item: dict[str, Any]) -> dict[str, Any]:

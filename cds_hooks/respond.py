@@ -51,7 +51,7 @@ from cds_hooks.coverage_information import (
     same_answer,
     update_action,
 )
-from cds_hooks.coverage_record import coverage_create, coverage_update
+from cds_hooks.coverage_record import RememberedUpdates, coverage_create
 from cds_hooks.ehr import EhrData, EhrDataUnavailableError, gather_reads
 from cds_hooks.membership import Membership, find_member_by_demographics, find_membership
 from cds_hooks.orders import (
@@ -189,6 +189,7 @@ class CrdResponder:
 
     def __init__(self, deps: CrdDependencies) -> None:
         self.deps = deps
+        self._coverage_updates = RememberedUpdates()
 
     async def respond(self, service: HookService, request: HookRequest, caller: CdsCaller) -> bytes:
         """The response body (JSON), once its AuditEvent is committed."""
@@ -299,7 +300,9 @@ class CrdResponder:
         for membership in memberships:
             if membership.member_coverage is None:
                 continue
-            record = coverage_update(membership.client_coverage, membership.member_coverage)
+            record = self._coverage_updates.update(
+                membership.client_coverage, membership.member_coverage
+            )
             if record is not None:
                 found.append(cards.coverage_record_card(record, payer))
         if no_coverage and not crd_22 and patient is not None and request.patient_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from app.store.ids import new_row_id, uuid7
+from app.store.ids import new_row_id, random_uuid, uuid7
 
 
 def test_uuid7_has_version_7_the_rfc_variant_and_the_time_in_milliseconds() -> None:
@@ -25,3 +25,16 @@ def test_ids_of_later_milliseconds_sort_after_earlier_ones_and_never_repeat() ->
     many = {new_row_id() for _ in range(20_000)}
     assert len(many) == 20_000
     assert all(str(uuid.UUID(value)) == value for value in list(many)[:100])
+
+
+def test_random_uuids_are_version_4_in_canonical_text_and_never_repeat() -> None:
+    many = {random_uuid() for _ in range(20_000)}
+    assert len(many) == 20_000
+    for value in list(many)[:200]:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
+
+
+def test_row_ids_are_version_7_in_canonical_text() -> None:
+    parsed = uuid.UUID(new_row_id())
+    assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)

@@ -14,6 +14,7 @@ than the text they print, and CDS Hooks cards need several random UUIDs per call
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 
@@ -31,16 +32,18 @@ def _text(value: int) -> str:
 
 
 def random_uuid() -> str:
-    """A random (version 4) UUID as text, as `str(uuid.uuid4())` gives."""
-    value = int.from_bytes(os.urandom(16)) & (_ALL_BITS ^ _VERSION_AND_VARIANT)
+    """A random (version 4) UUID as text, for ids that must be unique but need not be secret
+    (CDS Hooks card and suggestion `uuid`s): drawn from `random`, which is seeded from the
+    operating system and reseeded in every forked process, so no system call per id."""
+    value = random.getrandbits(128) & (_ALL_BITS ^ _VERSION_AND_VARIANT)
     return _text(value | _VERSION_4 | _VARIANT_RFC)
 
 
 def _uuid7_value() -> int:
     milliseconds = time.time_ns() // 1_000_000
-    random = int.from_bytes(os.urandom(10))  # 80 bits, one system call; 74 are used
-    random_a = random >> 68  # 12 bits
-    random_b = random & (2**62 - 1)
+    bits = int.from_bytes(os.urandom(10))  # 80 bits, one system call; 74 are used
+    random_a = bits >> 68  # 12 bits
+    random_b = bits & (2**62 - 1)
     value = (milliseconds & (2**48 - 1)) << 80 | _VERSION_7 | random_a << 64 | _VARIANT_RFC
     return value | random_b
 

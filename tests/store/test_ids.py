@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -38,3 +39,19 @@ def test_random_uuids_are_version_4_in_canonical_text_and_never_repeat() -> None
 def test_row_ids_are_version_7_in_canonical_text() -> None:
     parsed = uuid.UUID(new_row_id())
     assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+
+
+def test_a_forked_worker_draws_other_random_uuids_than_its_parent() -> None:
+    """Workers forked from one process must not repeat each other's card UUIDs: `random` is
+    reseeded in the child."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report its next UUID and leave at once
+        os.write(write_end, random_uuid().encode())
+        os._exit(0)
+    os.close(write_end)
+    parents = random_uuid()
+    childs = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(child, 0)
+    assert uuid.UUID(childs).version == 4 and childs != parents

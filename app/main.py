@@ -108,7 +108,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.subscriptions = SubscriptionService(store, settings, wake=outbox.wake)
     register_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(cds_services.router)  # first: CRD's per-call budget is the tightest
+    # CRD first, its per-call budget being the tightest: the hook call as a route of the app
+    # itself (an included router's route is reached through two more routing layers per call)
+    app.add_route(cds_services.SERVICE_PATH, cds_services.call_service, methods=["POST"])
+    app.include_router(cds_services.router)
     app.include_router(metadata.router)
     app.include_router(smart.router)  # before resources: /fhir/.well-known/... is no type
     app.include_router(dtr_router)  # DTR operations: before resources (/fhir/{type}/$op)

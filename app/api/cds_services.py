@@ -19,6 +19,8 @@ from cds_hooks.request import parse_hook_request
 from cds_hooks.respond import CrdResponder
 
 router = APIRouter()
+#: `POST` here calls a service; `create_app` routes it to `call_service` on the app itself
+SERVICE_PATH = "/cds-services/{service_id}"
 
 
 def _json(body: object) -> Response:
@@ -51,6 +53,3 @@ async def call_service(request: Request) -> Response:
     responder: CrdResponder = request.app.state.crd
     body = await responder.respond(service, hook_request, caller)
     return Response(body, media_type="application/json")
-
-
-router.add_route("/cds-services/{service_id}", call_service, methods=["POST"])

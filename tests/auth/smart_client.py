@@ -8,13 +8,12 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from app.auth.client_assertion import ASSERTION_TYPE
 from tests.support.live_server import LiveServer
+from tests.support.loopback_http import serve_on_loopback
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -193,13 +193,6 @@ def serve_jwks() -> Iterator[JwksHost]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    host.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="jwks-host", daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(Handler, "jwks-host") as base_url:
+        host.base_url = base_url
         yield host
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)

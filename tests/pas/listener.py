@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback_http import serve_on_loopback
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,6 @@ def listen(path: str = "/notification_listener") -> Iterator[Listener]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port = server.server_address[1]
-    state["listener"] = Listener(f"http://127.0.0.1:{port}{path}")
-    thread = threading.Thread(target=server.serve_forever, name=f"listener-{port}", daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(Handler, "notification-listener") as base_url:
+        state["listener"] = Listener(f"{base_url}{path}")
         yield state["listener"]
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback_http import serve_on_loopback
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,9 @@ def faulty_ehr() -> Iterator[FaultyEhr]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    ehr.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/fhir"
-    thread = threading.Thread(target=httpd.serve_forever, name="faulty-ehr", daemon=True)
-    thread.start()
-    try:
-        yield ehr
-    finally:
-        ehr.released.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serve_on_loopback(Handler, "faulty-ehr") as base_url:
+        ehr.base_url = f"{base_url}/fhir"
+        try:
+            yield ehr
+        finally:
+            ehr.released.set()  # requests held open end now

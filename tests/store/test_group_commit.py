@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -304,3 +305,30 @@ async def test_a_failing_single_statement_write_leaves_its_batch_intact(
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], sqlite3.IntegrityError)
     assert _committed_jtis(database_file) == {"already-there", "before", "after"}
+
+
+async def test_steady_writes_do_not_grow_the_wal_without_bound(database_file: Path) -> None:
+    """Under writes that never pause, PASSIVE checkpoints never let SQLite start the WAL over
+    (every row written would stay in it: one page or more each); past `restart_frames` the
+    checkpoint thread truncates it. Two seconds of back-to-back batches of ~3 KB rows leave the
+    WAL far shorter than the rows written, and every row committed."""
+    engine = SqliteWriteEngine(
+        f"sqlite+aiosqlite:///{database_file}", checkpoint_seconds=0.0, restart_frames=256
+    )
+    written = 0
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            await asyncio.gather(
+                *(
+                    engine.execute_one(_RECORD, (CLIENT, f"{written + i}-{'x' * 3000}", 0))
+                    for i in range(8)
+                )
+            )
+            written += 8
+        wal_pages = (database_file.parent / f"{database_file.name}-wal").stat().st_size // 4096
+    finally:
+        await engine.dispose()
+    assert written > 1000, written  # enough writes for the WAL to have grown past the limit
+    assert wal_pages < written / 2, (wal_pages, written)
+    assert _count(database_file, "used_assertion_ids") == written

@@ -37,7 +37,8 @@ checkpoint finds the WAL longer than `restart_frames`, the thread follows it wit
 checkpoint: it waits in SQLite's busy handler for a moment between this process's write
 transactions, takes the write lock, copies the few frames written since the PASSIVE one and
 truncates the WAL to nothing. Writers meanwhile retry `BEGIN IMMEDIATE` without blocking the
-loop, for the milliseconds that takes.
+loop, for the milliseconds that takes (at most 250 ms, if a reader holds an older snapshot: the
+TRUNCATE then gives up and is tried again after the next PASSIVE checkpoint).
 """
 
 from __future__ import annotations
@@ -322,7 +323,9 @@ class SqliteWriteEngine:
             self._checkpointer = sqlite3.connect(
                 str(self._path), isolation_level=None, check_same_thread=False
             )
-            self._checkpointer.execute("PRAGMA busy_timeout=1000")
+            # only the TRUNCATE checkpoint waits (PASSIVE never does): for the write lock, then
+            # for readers of older snapshots, holding the write lock; so not for long
+            self._checkpointer.execute("PRAGMA busy_timeout=250")
         _busy, frames, _copied = self._checkpointer.execute(_CHECKPOINT).fetchone()
         if frames >= self.restart_frames:
             self._checkpointer.execute(_TRUNCATE).fetchall()

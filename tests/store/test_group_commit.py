@@ -309,9 +309,9 @@ async def test_a_failing_single_statement_write_leaves_its_batch_intact(
 
 async def test_steady_writes_do_not_grow_the_wal_without_bound(database_file: Path) -> None:
     """Under writes that never pause, PASSIVE checkpoints never let SQLite start the WAL over
-    (every row written would stay in it: one page or more each); past `restart_frames` the
-    checkpoint thread truncates it. Two seconds of back-to-back batches of ~3 KB rows leave the
-    WAL far shorter than the rows written, and every row committed."""
+    (every row written would stay in it: one page or more each); past `restart_frames` a RESTART
+    checkpoint between two batches does. Two seconds of back-to-back batches of ~3 KB rows leave
+    the WAL file far shorter than the rows written, and every row committed."""
     engine = SqliteWriteEngine(
         f"sqlite+aiosqlite:///{database_file}", checkpoint_seconds=0.0, restart_frames=256
     )

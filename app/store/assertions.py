@@ -10,6 +10,7 @@ assertions are.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +65,14 @@ _ASSERTION_COLUMNS = (
 )
 
 
-_INSERT_ASSERTION = row_write(insert(coverage_assertions), [c.key for c in _ASSERTION_COLUMNS])
+#: the assertion's columns, named as `CoverageAssertion`'s fields
+_ASSERTION_KEYS = tuple(str(c.key) for c in _ASSERTION_COLUMNS)
+_INSERT_ASSERTION = row_write(insert(coverage_assertions), _ASSERTION_KEYS)
 _INSERT_DECISION = row_write(
     insert(coverage_decisions), ("assertion_id", "order_ref", "topic_id", "decision", "inputs")
 )
 
-_ASSERTION_SQL_COLUMNS = (
-    "assertion_id, created_us, expires_us, fingerprint, hook, patient_id, member_coverage_id, "
-    "client_coverage_ref, caller"
-)
+_ASSERTION_SQL_COLUMNS = ", ".join(_ASSERTION_KEYS)
 _ASSERTION_BY_ID_SQL = (
     f"SELECT {_ASSERTION_SQL_COLUMNS} FROM coverage_assertions WHERE assertion_id = ?"  # noqa: S608
 )
@@ -116,19 +116,7 @@ class AssertionStore:
         """Store the assertion and its decisions in one transaction."""
         async with self.database.writer.begin() as conn:
             await run_write(
-                conn,
-                _INSERT_ASSERTION,
-                {
-                    "assertion_id": assertion.assertion_id,
-                    "created_us": assertion.created_us,
-                    "expires_us": assertion.expires_us,
-                    "fingerprint": assertion.fingerprint,
-                    "hook": assertion.hook,
-                    "patient_id": assertion.patient_id,
-                    "member_coverage_id": assertion.member_coverage_id,
-                    "client_coverage_ref": assertion.client_coverage_ref,
-                    "caller": assertion.caller,
-                },
+                conn, _INSERT_ASSERTION, {key: getattr(assertion, key) for key in _ASSERTION_KEYS}
             )
             decisions = [
                 {
@@ -198,18 +186,11 @@ class AssertionStore:
             return await self._with_decisions(conn, row)
 
     @staticmethod
-    def _from_rows(row: tuple[Any, ...], decisions: list[tuple[Any, ...]]) -> CoverageAssertion:
-        (aid, created, expires, fingerprint, hook, patient, member, client_ref, caller) = row
+    def _from_rows(row: Sequence[Any], decisions: Sequence[Sequence[Any]]) -> CoverageAssertion:
+        """An assertion from its row (columns in `_ASSERTION_KEYS` order) and its decisions'
+        (order_ref, decision, inputs) rows, as either reader returns them."""
         return CoverageAssertion(
-            assertion_id=aid,
-            created_us=created,
-            expires_us=expires,
-            fingerprint=fingerprint,
-            hook=hook,
-            patient_id=patient,
-            member_coverage_id=member,
-            client_coverage_ref=client_ref,
-            caller=caller,
+            **dict(zip(_ASSERTION_KEYS, row, strict=True)),
             decisions=tuple(
                 OrderDecision(ref, decision_from_json(orjson.loads(d)), orjson.loads(i))
                 for ref, d, i in decisions
@@ -228,22 +209,4 @@ class AssertionStore:
                 .order_by(coverage_decisions.c.order_ref)
             )
         ).all()
-        return CoverageAssertion(
-            assertion_id=row.assertion_id,
-            created_us=row.created_us,
-            expires_us=row.expires_us,
-            fingerprint=row.fingerprint,
-            hook=row.hook,
-            patient_id=row.patient_id,
-            member_coverage_id=row.member_coverage_id,
-            client_coverage_ref=row.client_coverage_ref,
-            caller=row.caller,
-            decisions=tuple(
-                OrderDecision(
-                    d.order_ref,
-                    decision_from_json(orjson.loads(d.decision)),
-                    orjson.loads(d.inputs),
-                )
-                for d in decisions
-            ),
-        )
+        return self._from_rows(row, decisions)

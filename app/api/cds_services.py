@@ -46,13 +46,10 @@ async def call_service(request: Request) -> Response:
         raise FhirError.single(404, "not-found", f"No CDS service '{service_id}'", "service_id")
     verifier: CdsJwtVerifier | OpenCdsAccess = request.app.state.cds_verifier
     settings = services(request).settings
-    caller, jti_recorded = await verifier.admit(
+    caller = await verifier.verify(
         request.headers.get("authorization"), cds_services_url(settings, service_id)
     )
-    try:
-        hook_request = parse_hook_request(await request.body(), service.hook)
-        responder: CrdResponder = request.app.state.crd
-        body = await responder.respond(service, hook_request, caller)
-    finally:  # answered (or refused) only once the token's jti is committed: never replayable
-        await jti_recorded
+    hook_request = parse_hook_request(await request.body(), service.hook)
+    responder: CrdResponder = request.app.state.crd
+    body = await responder.respond(service, hook_request, caller)
     return Response(body, media_type="application/json")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,17 +80,6 @@ class CdsCaller:
 
 
 ANONYMOUS_CDS = CdsCaller(authenticated=False)
-
-
-class _NothingWritten:
-    """The commit to wait for when a call wrote nothing (no `jti` recorded)."""
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
-
-
-_NOTHING_WRITTEN: Awaitable[None] = _NothingWritten()
 
 
 @dataclass(frozen=True)
@@ -158,29 +147,17 @@ class CdsJwtVerifier:
     async def verify(
         self, authorization_header: str | None, service_url: str, *, optional: bool = False
     ) -> CdsCaller:
-        """The caller of `service_url` once its `jti` is committed, or raise `FhirError(401)`.
+        """The caller of `service_url`, or raise `FhirError(401)`.
 
         Without an `Authorization` header the call is anonymous when `optional` (discovery) or
         when unsigned calls are allowed; a header that is sent is always verified.
         """
-        caller, jti_recorded = await self.admit(
-            authorization_header, service_url, optional=optional
-        )
-        await jti_recorded
-        return caller
-
-    async def admit(
-        self, authorization_header: str | None, service_url: str, *, optional: bool = False
-    ) -> tuple[CdsCaller, Awaitable[None]]:
-        """`verify`, returning as soon as the `jti` is written (a replay is refused at once),
-        with the commit of that write: the caller awaits it before answering, on every path
-        (`app.api.cds_services`), so that no answer goes out for a token still replayable."""
         if authorization_header is None or not authorization_header.strip():
             if optional:
-                return ANONYMOUS_CDS, _NOTHING_WRITTEN
+                return ANONYMOUS_CDS
             if self.allow_unsigned:
                 self._note_unsigned(service_url)
-                return ANONYMOUS_CDS, _NOTHING_WRITTEN
+                return ANONYMOUS_CDS
             raise self._unauthorized("CDS Hooks calls require Authorization: Bearer <JWT>", None)
         scheme, _, token = authorization_header.strip().partition(" ")
         token = token.strip()
@@ -190,7 +167,7 @@ class CdsJwtVerifier:
             raise self._unauthorized("The Bearer JWT is empty")
         return await self._verify_jwt(token, service_url)
 
-    async def _verify_jwt(self, token: str, service_url: str) -> tuple[CdsCaller, Awaitable[None]]:
+    async def _verify_jwt(self, token: str, service_url: str) -> CdsCaller:
         try:
             jws = parse_compact_jws(token)
         except MalformedJwsError as exc:
@@ -227,14 +204,13 @@ class CdsJwtVerifier:
         if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
             raise self._unauthorized(f"The JWT jti must be a string of 1-{MAX_JTI_LENGTH} chars")
         expires_at = int(claims["exp"])
-        jti_recorded = await self.replay_guard.record(
+        if not await self.replay_guard.first_use(
             _replay_scope(issuer), jti, expires_at + CLOCK_SKEW_SECONDS
-        )
-        if jti_recorded is None:
+        ):
             raise self._unauthorized("The JWT jti was already used (replay)")
         sub = claims.get("sub")
         tenant = claims.get("tenant")
-        caller = CdsCaller(
+        return CdsCaller(
             authenticated=True,
             issuer=issuer,
             client_id=sub if isinstance(sub, str) and sub else issuer,
@@ -242,7 +218,6 @@ class CdsJwtVerifier:
             name=client.config.name,
             jti=jti,
         )
-        return caller, jti_recorded
 
     def _verified_claims(
         self, jws: CompactJws, key: PublicKey, alg: str, service_url: str
@@ -337,16 +312,6 @@ class OpenCdsAccess:
     async def verify(
         self, authorization_header: str | None, service_url: str, *, optional: bool = False
     ) -> CdsCaller:
-        return self._caller(authorization_header)
-
-    async def admit(
-        self, authorization_header: str | None, service_url: str, *, optional: bool = False
-    ) -> tuple[CdsCaller, Awaitable[None]]:
-        """The caller as the JWT names it (unverified), and nothing to wait for."""
-        return self._caller(authorization_header), _NOTHING_WRITTEN
-
-    @staticmethod
-    def _caller(authorization_header: str | None) -> CdsCaller:
         scheme, _, token = (authorization_header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return ANONYMOUS_CDS

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import ClientConfig
 from app.store.db import WriteEngine
-from app.store.row_writes import row_write, write_one_uncommitted
+from app.store.row_writes import row_write, write_one
 from app.store.tables import used_assertion_ids
 
 log = logging.getLogger("greenlight.auth")
@@ -193,16 +193,6 @@ class ReplayGuard:
 
     async def first_use(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Record the jti; False when it was already recorded (a replay)."""
-        committed = await self.record(client_id, jti, expires_at)
-        if committed is None:
-            return False
-        await committed
-        return True
-
-    async def record(self, client_id: str, jti: str, expires_at: int) -> Awaitable[None] | None:
-        """Record the jti in the open write batch: None when it was already recorded (a replay,
-        known at once), else the record's commit, to await before the call is answered (the
-        caller's work runs meanwhile, and its own writes mostly share that COMMIT)."""
         if time.monotonic() - self._purged_at > self.purge_every_seconds:
             async with self.engine.begin() as conn:
                 await conn.execute(
@@ -212,14 +202,14 @@ class ReplayGuard:
                 )
             self._purged_at = time.monotonic()
         try:
-            _written, committed = await write_one_uncommitted(
+            await write_one(
                 self.engine,
                 _RECORD_JTI,
                 {"client_id": client_id, "jti": jti, "expires_at": expires_at},
             )
         except IntegrityError:
-            return None
-        return committed
+            return False
+        return True
 
 
 @dataclass(frozen=True)

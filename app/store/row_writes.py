@@ -19,9 +19,8 @@ not when it runs.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,30 +100,10 @@ async def write_one(engine: WriteEngine, write: RowWrite, row: Row) -> int:
     """`write` with one row's values as a transaction of its own; the number of rows written,
     once committed. On the SQLite write engine it joins the open batch without a savepoint
     (`SqliteWriteEngine.execute_one`)."""
-    written, committed = await write_one_uncommitted(engine, write, row)
-    await committed
-    return written
-
-
-def _committed() -> asyncio.Future[None]:
-    """The commit of a write that was committed before it was returned."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    return done
-
-
-async def write_one_uncommitted(
-    engine: WriteEngine, write: RowWrite, row: Row
-) -> tuple[int, Awaitable[None]]:
-    """`write_one` that returns as soon as the row is written (a constraint violation raises
-    at once), with its commit to await before anything that depends on it is reported. On the
-    SQLite write engine the row joins the open batch and the caller's next steps run before its
-    COMMIT; on PostgreSQL it is committed before returning."""
     if isinstance(engine, SqliteWriteEngine):
         try:
-            return await engine.execute_in_batch(write.sqlite_sql, write.values(row))
+            return await engine.execute_one(write.sqlite_sql, write.values(row))
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(write.sqlite_sql, None, exc) from None
     async with engine.begin() as conn:
-        written = await run_write(conn, write, row)
-    return written, _committed()
+        return await run_write(conn, write, row)

@@ -233,18 +233,8 @@ class SqliteWriteEngine:
 
     async def execute_one(self, sql: str, values: Sequence[Any]) -> int:
         """One statement as a write of its own, in the open batch; the rows it wrote, once
-        committed."""
-        written, committed = await self.execute_in_batch(sql, values)
-        await committed
-        return written
-
-    async def execute_in_batch(
-        self, sql: str, values: Sequence[Any]
-    ) -> tuple[int, asyncio.Future[None]]:
-        """One statement as a write of its own, in the open batch: the rows it wrote, at once,
-        and the batch's COMMIT to await before anything depending on the write is reported.
-        No savepoint is needed: SQLite backs out a statement that fails (a constraint violation
-        raises `sqlite3.IntegrityError`) and keeps the batch's other writes."""
+        committed. No savepoint is needed: SQLite backs out a statement that fails (a constraint
+        violation raises `sqlite3.IntegrityError`) and keeps the batch's other writes."""
         async with self._lock():
             connection, batch = await self._joined_batch()
             raw = self._raw_connection(connection)
@@ -254,7 +244,9 @@ class SqliteWriteEngine:
                 if not raw.in_transaction:  # SQLite rolled the whole transaction back
                     self._fail(batch, sqlite3.OperationalError("the write transaction was lost"))
                 raise
-            return written, batch.waiter()
+            committed = batch.waiter()
+        await committed
+        return written
 
     async def _joined_batch(self) -> tuple[Connection, _Batch]:
         """The write connection and the open batch (BEGIN IMMEDIATE first if none is open);

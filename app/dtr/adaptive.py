@@ -25,8 +25,6 @@ done (spec-39). Nothing is stored: the response carries all state (DTR sec-10).
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import fhirpathpy
-import orjson
 import yaml
 from fhirpathpy.models import models
 
@@ -224,10 +221,6 @@ def questionnaire_response_from(body: Any) -> dict[str, Any]:
     return _checked_response(body)
 
 
-_VALID_CONTAINED: OrderedDict[str, None] = OrderedDict()  # digests of contained resources
-_VALID_CONTAINED_MAX = 1024
-
-
 def _check_shell(response: dict[str, Any]) -> None:
     """The response (without `contained`) checked as R4 (`check_resource`: the quick check for
     the common, valid case, the R4 models otherwise, which answer 400 naming the element)."""
@@ -237,21 +230,14 @@ def _check_shell(response: dict[str, Any]) -> None:
 def _checked_response(response: dict[str, Any]) -> dict[str, Any]:
     """The response checked as R4 (400 naming the element otherwise). Its contained adaptive
     Questionnaire is mostly Greenlight's own previous output, with few distinct states per flow:
-    each distinct one is checked once (by digest), not on every step."""
+    `check_resource` remembers each one it accepted, so it is checked once, not on every step."""
     contained = response.get("contained")
     if not isinstance(contained, list):
         _check_shell(response)
         return response
     _check_shell({k: v for k, v in response.items() if k != "contained"})
     for index, resource in enumerate(contained):
-        digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        if digest in _VALID_CONTAINED:
-            _VALID_CONTAINED.move_to_end(digest)
-            continue
         check_resource(resource, path_prefix=f"QuestionnaireResponse.contained[{index}]")
-        _VALID_CONTAINED[digest] = None
-        if len(_VALID_CONTAINED) > _VALID_CONTAINED_MAX:
-            _VALID_CONTAINED.popitem(last=False)
     return response
 
 

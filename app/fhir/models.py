@@ -7,6 +7,8 @@ client sent is what gets stored, so the wire form is never re-serialized from a 
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -17,6 +19,27 @@ from app.fhir.outcomes import FhirError, Issue
 from app.fhir.quick_check import conforms
 
 FHIR_VERSION = "4.0.1"
+#: how many accepted resources `check_resource` remembers (by digest, least recently used out)
+REMEMBERED_RESOURCES = 1024
+
+# Digests of the JSON of resources accepted lately. Clients send the same resources again: CDS
+# Hooks draft orders on every order-select of an ordering session and once more on order-sign,
+# DTR's contained adaptive Questionnaire (Greenlight's own output) on every $next-question step.
+# Digesting a resource costs a fraction of checking it.
+_accepted: OrderedDict[bytes, None] = OrderedDict()
+
+
+def _digest(resource: dict[str, Any]) -> bytes | None:
+    try:
+        return hashlib.sha256(orjson.dumps(resource)).digest()
+    except TypeError:  # not JSON (built in code with other values): checked, not remembered
+        return None
+
+
+def _remember(digest: bytes) -> None:
+    _accepted[digest] = None
+    if len(_accepted) > REMEMBERED_RESOURCES:
+        _accepted.popitem(last=False)
 
 
 def element_path(root: str, loc: tuple[int | str, ...]) -> str:
@@ -89,11 +112,16 @@ def check_resource(
         raise FhirError.single(
             400, "not-supported", f"{resource_type} is not a FHIR R4 resource type", where
         )
-    if conforms(resource, resource_type):
-        return resource  # the common, valid case, checked without building model objects
-    try:
-        cls.model_validate(resource)
-    except ValidationError as exc:
-        issues = [_issue_from_error(resource_type, err, path_prefix) for err in exc.errors()]
-        raise FhirError(400, issues[:50]) from None
+    digest = _digest(resource)
+    if digest is not None and digest in _accepted:
+        _accepted.move_to_end(digest)
+        return resource  # accepted before, exactly as it is now
+    if not conforms(resource, resource_type):  # else: the common, valid case, checked quickly
+        try:
+            cls.model_validate(resource)
+        except ValidationError as exc:
+            issues = [_issue_from_error(resource_type, err, path_prefix) for err in exc.errors()]
+            raise FhirError(400, issues[:50]) from None
+    if digest is not None:
+        _remember(digest)
     return resource

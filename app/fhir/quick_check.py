@@ -9,11 +9,6 @@ microseconds per element; each element remembers up to `REMEMBERED_VALUES` primi
 has accepted (code systems, codes, references recur in every request) and accepts them again
 without calling pydantic.
 
-Whole resources it accepted are remembered too, by their exact JSON (`REMEMBERED_RESOURCES` of
-at most `MAX_REMEMBERED_BYTES`): CDS Hooks clients send the same draft orders again on every
-`order-select` of an ordering session and once more on `order-sign`, and serializing an order
-costs a small fraction of walking it.
-
 It only ever *accepts*. Whatever it accepts the models accept too; it is stricter wherever that is
 simpler: no nulls, no empty arrays or objects, no `_element` primitive extensions, no
 `fhir_comments`, no contained resources, booleans only as JSON booleans. For anything else it
@@ -26,20 +21,16 @@ from __future__ import annotations
 
 import types
 import typing
-from collections import OrderedDict
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.fhir.model_classes import model_class
 
 REMEMBERED_VALUES = 256
-REMEMBERED_RESOURCES = 1024
-MAX_REMEMBERED_BYTES = 16_384
 
 #: Model classes whose JSON is not walked (a resource of any type: `contained`, Bundle entries).
 _ANY_RESOURCE = frozenset({"Resource", "DomainResource"})
@@ -173,18 +164,6 @@ def _node_ok(node: Any, shape: _Shape) -> bool:
     )
 
 
-#: (resource type, exact JSON) of resources accepted lately, oldest first
-_accepted_resources: OrderedDict[tuple[str, bytes], None] = OrderedDict()
-
-
-def _remembered_key(resource: dict[str, Any], resource_type: str) -> tuple[str, bytes] | None:
-    try:
-        text = orjson.dumps(resource)
-    except TypeError:  # not JSON (a resource built in code with other values): not remembered
-        return None
-    return (resource_type, text) if len(text) <= MAX_REMEMBERED_BYTES else None
-
-
 def conforms(resource: Any, resource_type: str) -> bool:
     """True when `resource` is a `resource_type` the R4B models accept, checked quickly; False
     when this check cannot tell (run `check_resource` then)."""
@@ -193,13 +172,4 @@ def conforms(resource: Any, resource_type: str) -> bool:
     model = model_class(resource_type)
     if model is None:
         return False
-    key = _remembered_key(resource, resource_type)
-    if key is not None and key in _accepted_resources:
-        _accepted_resources.move_to_end(key)
-        return True
-    accepted = _node_ok({k: v for k, v in resource.items() if k != "resourceType"}, _shape(model))
-    if accepted and key is not None:
-        _accepted_resources[key] = None
-        if len(_accepted_resources) > REMEMBERED_RESOURCES:
-            _accepted_resources.popitem(last=False)
-    return accepted
+    return _node_ok({k: v for k, v in resource.items() if k != "resourceType"}, _shape(model))

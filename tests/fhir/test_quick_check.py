@@ -11,7 +11,6 @@ must also accept the valid corpus, or it would save nothing.
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,6 @@ import pytest
 from pydantic import ValidationError
 
 from app.demo.dtr_inputs import NEXT_QUESTION_REQUESTS, load
-from app.fhir import quick_check
 from app.fhir.model_classes import model_class
 from app.fhir.quick_check import conforms
 from tests.conftest import INFERNO_FIXTURES
@@ -143,40 +141,3 @@ def test_quick_check_leaves_other_shapes_to_the_models() -> None:
     assert not conforms(response, "NotAType")
     assert not conforms({**response, "_status": {"extension": []}}, "QuestionnaireResponse")
     assert not conforms({**response, "contained": [{"resourceType": "Basic"}]}, "Questionnaire")
-
-
-def test_an_accepted_resource_is_remembered_by_its_exact_json(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """CRD hook-13: the same draft order sent again (order-select, then order-sign) is accepted
-    without walking it again; any change to it is walked and judged afresh."""
-    monkeypatch.setattr(quick_check, "_accepted_resources", OrderedDict())
-    resource = copy.deepcopy(corpus()[0])
-    resource_type = str(resource["resourceType"])
-    assert conforms(resource, resource_type)
-
-    def no_walk(*_args: Any) -> bool:
-        raise AssertionError("walked again")
-
-    monkeypatch.setattr(quick_check, "_node_ok", no_walk)
-    assert conforms(copy.deepcopy(resource), resource_type)
-    changed = {**resource, "status": 5}
-    with pytest.raises(AssertionError, match="walked again"):
-        conforms(changed, resource_type)
-    monkeypatch.undo()
-    assert not models_accept(changed)
-    assert not conforms(changed, resource_type)
-
-
-def test_remembered_resources_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    remembered: OrderedDict[tuple[str, bytes], None] = OrderedDict()
-    monkeypatch.setattr(quick_check, "_accepted_resources", remembered)
-    monkeypatch.setattr(quick_check, "REMEMBERED_RESOURCES", 3)
-    resource = corpus()[0]
-    for number in range(5):
-        assert conforms({**resource, "id": f"r{number}"}, str(resource["resourceType"]))
-    assert len(remembered) == 3
-    assert [orjson.loads(text)["id"] for _type, text in remembered] == ["r2", "r3", "r4"]
-    monkeypatch.setattr(quick_check, "MAX_REMEMBERED_BYTES", 10)
-    assert conforms({**resource, "id": "big"}, str(resource["resourceType"]))
-    assert len(remembered) == 3 and all(b'"big"' not in text for _type, text in remembered)

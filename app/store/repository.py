@@ -406,10 +406,16 @@ _BY_TOKEN = (
     .order_by(resources.c.last_updated_us, resources.c.id)
     .limit(bindparam("n"))
 )
+# Driven by the index lookup (CROSS JOIN fixes SQLite's join order): written as `id IN (...)`,
+# SQLite walked every resource of the type in `ix_resources_type_updated` order to avoid a sort,
+# one step per member's Coverage on each CRD call. GROUP BY: one row per resource, however many
+# systems carry the value.
 _BY_INDEXED_VALUE_SQL = (
-    "SELECT id, version_id, last_updated_us, deleted, body FROM resources "
-    "WHERE resource_type = ? AND deleted = 0 AND id IN (SELECT resource_id FROM search_index "
-    "WHERE resource_type = ? AND param = ? AND value = ?) ORDER BY last_updated_us, id LIMIT ?"
+    "SELECT r.id, r.version_id, r.last_updated_us, r.deleted, r.body "
+    "FROM search_index AS s CROSS JOIN resources AS r "
+    "WHERE s.resource_type = ? AND s.param = ? AND s.value = ? "
+    "AND r.resource_type = s.resource_type AND r.id = s.resource_id AND r.deleted = 0 "
+    "GROUP BY r.id ORDER BY r.last_updated_us, r.id LIMIT ?"
 )
 
 
@@ -475,9 +481,7 @@ class ResourceStore:
         the one indexed query behind hot lookups such as a member id (`search` does more)."""
         point = self.database.point_reader
         if point is not None:
-            found = point.rows(
-                _BY_INDEXED_VALUE_SQL, (resource_type, resource_type, param, value, limit)
-            )
+            found = point.rows(_BY_INDEXED_VALUE_SQL, (resource_type, param, value, limit))
             return [_row_to_stored(resource_type, row[0], _PointRow(*row[1:])) for row in found]
         async with self.database.reader.connect() as conn:
             rows = (

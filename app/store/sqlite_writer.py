@@ -21,7 +21,12 @@ Each `begin()` block is a SAVEPOINT inside the open SQLite transaction, released
 ends and rolled back to when it raises, so a block is still all or nothing; the block's caller
 resumes only once the shared COMMIT is done (or raises the COMMIT's error), so nothing is
 reported written before it is. A COMMIT writes each changed page to the WAL once, however many
-blocks changed it: concurrent requests that each insert a few rows share most pages.
+blocks changed it: concurrent requests that each insert a few rows share most pages. A savepoint
+copies each page it changes that an earlier block of the batch already changed into a statement
+journal; with `temp_store=MEMORY` that journal stays in memory, where SQLite's default spills
+it to a temporary file past 64 KB (seen under CRD load: a file created and deleted about once a
+second; with one write block per call, and so larger batches, several a second and twice the
+writes per call).
 
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for
@@ -190,6 +195,7 @@ class SqliteWriteEngine:
                 "PRAGMA synchronous=NORMAL",
                 "PRAGMA busy_timeout=0",  # waits happen in `_begin`, off the event loop
                 "PRAGMA wal_autocheckpoint=0",  # checkpoints run in a thread (`_checkpoint`)
+                "PRAGMA temp_store=MEMORY",  # savepoint journals (see the module docstring)
                 "PRAGMA foreign_keys=ON",
             ):
                 raw.execute(pragma)

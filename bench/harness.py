@@ -1050,6 +1050,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "within a round and their median judged (default %(default)s)",
     )
     parser.add_argument(
+        "--fresh-servers",
+        action="store_true",
+        help="with --rounds: start Greenlight and the bare app afresh for every round (two "
+        "processes of the same code differ by up to ~10%% in CPU per request), so that the "
+        "median over rounds is not one pair of processes' luck",
+    )
+    parser.add_argument(
         "--cds-alg",
         choices=crd.ALGORITHMS,
         default="ES384",
@@ -1084,6 +1091,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.topic_counts = _topic_counts(args.topics, parser)
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be between 1 and 20")
+    if args.fresh_servers and args.topics:
+        parser.error("--fresh-servers is for one Greenlight at a time: not with --topics")
     if args.concurrency < 1 or args.workers < 1:
         parser.error("--concurrency and --workers must be at least 1")
     if not 0 < args.duration <= 1800 or not 0 <= args.warmup <= 600:
@@ -1406,7 +1415,17 @@ def _drive(
     ceiling: Server | None = None
     first: Instance | None = None
     instances: dict[int | None, Instance] = {}
+    bare_for: Instance | None = None  # the Greenlight whose captured bodies the bare app serves
     for round_number in range(1, args.rounds + 1):
+        round_work = work
+        if args.fresh_servers and round_number > 1:
+            for server in [*(i.server for i in instances.values()), *filter(None, [bare])]:
+                server.stop()
+                _SERVERS.remove(server)
+            instances.clear()
+            bare = bare_for = None
+            round_work = work / f"round-{round_number}"
+            round_work.mkdir()
         for count in counts:
             instance = instances.get(count)
             if instance is None:
@@ -1414,7 +1433,7 @@ def _drive(
                 instance = _start_greenlight(
                     args,
                     auth,
-                    work,
+                    round_work,
                     base_env,
                     label,
                     client=client,
@@ -1430,9 +1449,20 @@ def _drive(
             if first is None:
                 first = instance
                 args.seed_facts = instance.seed.facts
-                bare, ceiling = _start_bare(args, auth, work, base_env, instance, signer, secret)
-            assert bare is not None
-            targets = [instance.server, bare] if instance is first else [instance.server]
+            if bare is None:
+                bare_for = instance
+                bare, started_ceiling = _start_bare(
+                    args,
+                    auth,
+                    round_work,
+                    base_env,
+                    instance,
+                    signer,
+                    secret,
+                    with_ceiling=ceiling is None,
+                )
+                ceiling = ceiling or started_ceiling
+            targets = [instance.server, bare] if instance is bare_for else [instance.server]
             print(
                 f"round {round_number}/{args.rounds}: running {len(scenarios)} scenario(s) "
                 f"against {', '.join(t.name for t in targets)}: {args.concurrency} clients, "
@@ -1499,8 +1529,11 @@ def _start_bare(
     greenlight: Instance,
     signer: crd.CdsSigner | None,
     secret: str,
+    *,
+    with_ceiling: bool = True,
 ) -> tuple[Server, Server | None]:
-    """The bare app (answering `greenlight`'s captured bodies) and the raw ceiling server."""
+    """The bare app (answering `greenlight`'s captured bodies) and the raw ceiling server
+    (unless `--no-ceiling` or not `with_ceiling`)."""
     fixtures = work / "fixtures"
     fixtures.mkdir()
     for name, body in greenlight.seed.bodies.items():
@@ -1521,7 +1554,7 @@ def _start_bare(
     )
     wait_ready(bare, "/fhir/metadata")
     ceiling: Server | None = None
-    if not args.no_ceiling:
+    if with_ceiling and not args.no_ceiling:
         ceiling_port = free_port()
         ceiling = start_server(
             CEILING,

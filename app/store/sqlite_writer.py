@@ -25,8 +25,7 @@ blocks changed it: concurrent requests that each insert a few rows share most pa
 copies each page it changes that an earlier block of the batch already changed into a statement
 journal; with `temp_store=MEMORY` that journal stays in memory, where SQLite's default spills
 it to a temporary file past 64 KB (seen under CRD load: a file created and deleted about once a
-second; with one write block per call, and so larger batches, several a second and twice the
-writes per call).
+second, more often with larger batches).
 
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for

@@ -100,9 +100,13 @@ class CrdDependencies:
     dtr_app_url: str | None = None
 
 
-def _fingerprint(hook: str, membership: Membership, contexts: list[OrderContext], day: date) -> str:
-    """Same inputs, same fingerprint, whatever the hook (order-select, then order-sign)."""
+def _fingerprint(
+    rules: str, membership: Membership, contexts: list[OrderContext], day: date
+) -> str:
+    """Same inputs under the same rules (`TopicSet.version`), same fingerprint, whatever the hook
+    (order-select, then order-sign)."""
     material = {
+        "rules": rules,
         "coverage": membership.client_reference,
         "member": (membership.member_coverage or {}).get("id"),
         "plan": membership.plan,
@@ -367,7 +371,7 @@ class CrdResponder:
         caller: CdsCaller,
         today: date,
     ) -> CoverageAssertion:
-        fingerprint = _fingerprint(service.hook, membership, contexts, today)
+        fingerprint = _fingerprint(self.deps.topics.version, membership, contexts, today)
         stamp = now_us()
         reusable = await self.deps.assertions.find_reusable(fingerprint, stamp)
         if reusable is not None:

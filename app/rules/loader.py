@@ -6,6 +6,7 @@ message the payer's analyst can act on. FHIRPath conditions are compiled here, n
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -150,10 +151,15 @@ def compile_topic(raw: Any, source: Path) -> CompiledTopic:
 
 @dataclass
 class TopicSet:
-    """All loaded topics and the index from (system, code) to the topics that name the code."""
+    """All loaded topics and the index from (system, code) to the topics that name the code.
+
+    `version` names the rules as loaded (a digest of every topic file's name and bytes): a CRD
+    answer stored under other rules is not reused (`cds_hooks.respond`).
+    """
 
     topics: dict[str, CompiledTopic] = field(default_factory=dict)
     by_code: dict[tuple[str, str], list[CompiledTopic]] = field(default_factory=dict)
+    version: str = ""
 
     def add(self, compiled: CompiledTopic) -> None:
         if compiled.id in self.topics:
@@ -171,9 +177,12 @@ class TopicSet:
         return self.by_code.get((canonical, normalize_code(canonical, code)), [])
 
 
-def load_topic_file(path: Path) -> CompiledTopic:
+def load_topic_file(path: Path, text: str | None = None) -> CompiledTopic:
+    """The topic in `path` (its `text` when already read), validated and compiled."""
+    if text is None:
+        text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506
+        raw = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
@@ -191,6 +200,11 @@ def load_topics(directory: Path) -> TopicSet:
     if not directory.is_dir():
         raise TopicLoadError(directory, "(directory)", "the rules directory does not exist")
     topics = TopicSet()
+    version = hashlib.sha256()
     for path in sorted(directory.glob(f"*/{TOPIC_FILE}")):
-        topics.add(load_topic_file(path))
+        content = path.read_bytes()
+        version.update(b"%s\0%d\0" % (path.parent.name.encode(), len(content)))
+        version.update(content)
+        topics.add(load_topic_file(path, content.decode("utf-8")))
+    topics.version = version.hexdigest()[:32]
     return topics

@@ -114,3 +114,14 @@ def test_two_topics_may_name_the_same_code(tmp_path: Path) -> None:
     topics = load_topics(tmp_path)
     assert set(topics.topics) == {"knee-mri", "knee-mri-copy"}
     assert len(topics.for_code("http://www.ama-assn.org/go/cpt", "73721")) == 2
+
+
+def test_rules_version_names_the_topic_files(tmp_path: Path) -> None:
+    """`TopicSet.version` is stable for the same files and changes with any byte of any of them
+    (CRD answers stored under other rules are not reused)."""
+    _write(tmp_path, VALID)
+    version = load_topics(tmp_path).version
+    assert len(version) == 32 and load_topics(tmp_path).version == version
+    path = tmp_path / "knee-mri" / "topic.yaml"
+    path.write_bytes(path.read_bytes() + b" ")
+    assert load_topics(tmp_path).version != version

@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import jwt
 import pytest
 from pytest_httpx import HTTPXMock
 
+from app.config import Settings
 from app.demo.loader import load_demo_data
 from app.store.migrate import upgrade_database
 from tests.auth.smart_client import ClientKey, JwksHost, new_ec_key, serve_jwks
@@ -58,6 +60,38 @@ class CrdServer:
             )
 
 
+@dataclass(frozen=True)
+class CrdPayer:
+    """The demo payer's settings (database migrated and loaded), trusting the Inferno-like EHR's
+    key: `serve()` runs a server on them (again after a stop: same database)."""
+
+    settings: Settings
+    issuer: str
+    jwks_url: str
+    key: ClientKey
+
+    @contextmanager
+    def serve(self) -> Iterator[CrdServer]:
+        with run_server(self.settings) as server:
+            yield CrdServer(server, self.issuer, self.jwks_url, self.key)
+
+
+def crd_payer(
+    jwks_host: JwksHost, make_settings: SettingsFactory, database_url: str, **overrides: Any
+) -> CrdPayer:
+    """A new ES384 key for the EHR (its JWKS served by `jwks_host`) and the demo payer trusting
+    it (`GREENLIGHT_CDS_CLIENTS`, auth on) on the new database at `database_url`."""
+    key = ClientKey("inferno-crd", "crd-test-key", "ES384", new_ec_key())
+    jwks_host.documents[JWKS_PATH] = key.jwks()
+    issuer, jwks_url = jwks_host.url("/custom/crd_server"), jwks_host.url(JWKS_PATH)
+    settings = make_settings(
+        database_url, cds_clients=json.dumps({issuer: jwks_url}), auth_enabled=True, **overrides
+    )
+    upgrade_database(settings.database_url)
+    asyncio.run(load_demo_data(settings))
+    return CrdPayer(settings, issuer, jwks_url, key)
+
+
 @pytest.fixture(scope="module")
 def jwks_host() -> Iterator[JwksHost]:
     with serve_jwks() as host:
@@ -71,21 +105,11 @@ def crd(
     new_database_url: DatabaseFactory,
     make_settings: SettingsFactory,
 ) -> Iterator[CrdServer]:
-    key = ClientKey("inferno-crd", "crd-test-key", "ES384", new_ec_key())
-    jwks_host.documents[JWKS_PATH] = key.jwks()
-    issuer = jwks_host.url("/custom/crd_server")
-    jwks_url = jwks_host.url(JWKS_PATH)
-    clients = json.dumps({issuer: jwks_url})
-    settings = make_settings(
-        new_database_url(request.param),
-        cds_clients=clients,
-        auth_enabled=True,
-        dtr_app_url=DTR_APP_URL,
+    payer = crd_payer(
+        jwks_host, make_settings, new_database_url(request.param), dtr_app_url=DTR_APP_URL
     )
-    upgrade_database(settings.database_url)
-    asyncio.run(load_demo_data(settings))
-    with run_server(settings) as server:
-        yield CrdServer(server, issuer, jwks_url, key)
+    with payer.serve() as crd:
+        yield crd
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from app.auth.cds_jwt import REPLAY_SCOPE_PREFIX
-from app.store.db import create_database
+from app.store.db import Database
 from app.store.tables import coverage_assertions, used_assertion_ids
 from tests.crd.conftest import CrdServer
 from tests.crd.hook_requests import order_sign
+from tests.support.databases import on_database
 from tests.support.db_rows import row_counts
 
 SERVICE = "order-sign-crd"
@@ -35,36 +36,28 @@ def _new_order_call() -> dict[str, Any]:
 
 
 def _assertion_count(database_url: str) -> int:
-    async def count() -> int:
-        database = create_database(database_url, pool_size=1)
-        try:
-            async with database.reader.connect() as conn:
-                query = select(func.count()).select_from(coverage_assertions)
-                return int((await conn.execute(query)).scalar_one())
-        finally:
-            await database.dispose()
+    async def count(database: Database) -> int:
+        async with database.reader.connect() as conn:
+            query = select(func.count()).select_from(coverage_assertions)
+            return int((await conn.execute(query)).scalar_one())
 
-    return asyncio.run(count())
+    return on_database(database_url, count)
 
 
 def _record_elsewhere(database_url: str, issuer: str, jti: str) -> None:
     """What another worker does when it accepts a call: the jti is recorded as used."""
 
-    async def record() -> None:
-        database = create_database(database_url, pool_size=1)
-        try:
-            async with database.writer.begin() as conn:
-                await conn.execute(
-                    insert(used_assertion_ids).values(
-                        client_id=REPLAY_SCOPE_PREFIX + issuer,
-                        jti=jti,
-                        expires_at=int(time.time()) + 600,
-                    )
+    async def record(database: Database) -> None:
+        async with database.writer.begin() as conn:
+            await conn.execute(
+                insert(used_assertion_ids).values(
+                    client_id=REPLAY_SCOPE_PREFIX + issuer,
+                    jti=jti,
+                    expires_at=int(time.time()) + 600,
                 )
-        finally:
-            await database.dispose()
+            )
 
-    asyncio.run(record())
+    on_database(database_url, record)
 
 
 @pytest.mark.requirement("CRD", "sec-1")

@@ -6,18 +6,13 @@ kept across the restart.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 from pathlib import Path
 
-from app.demo.loader import load_demo_data
-from app.store.migrate import upgrade_database
-from tests.auth.smart_client import ClientKey, JwksHost, new_ec_key
+from tests.auth.smart_client import JwksHost
 from tests.conftest import DatabaseFactory, SettingsFactory
-from tests.crd.conftest import JWKS_PATH, CrdServer
+from tests.crd.conftest import CrdServer, crd_payer
 from tests.crd.hook_requests import coverage_information, order_sign
-from tests.support.live_server import run_server
 
 PROJECT_TOPICS = Path(__file__).resolve().parents[2] / "questionnaires"
 SERVICE = "order-sign-crd"
@@ -39,27 +34,14 @@ def test_changed_rules_are_not_answered_from_an_earlier_assertion(
 ) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_TOPICS, rules)
-    key = ClientKey("inferno-crd", "crd-test-key", "ES384", new_ec_key())
-    jwks_host.documents[JWKS_PATH] = key.jwks()
-    issuer, jwks_url = jwks_host.url("/custom/crd_server"), jwks_host.url(JWKS_PATH)
-    settings = make_settings(
-        new_database_url("sqlite"),
-        cds_clients=json.dumps({issuer: jwks_url}),
-        auth_enabled=True,
-        rules_dir=rules,
-    )
-    upgrade_database(settings.database_url)
-    asyncio.run(load_demo_data(settings))
-
-    with run_server(settings) as server:
-        crd = CrdServer(server, issuer, jwks_url, key)
+    payer = crd_payer(jwks_host, make_settings, new_database_url("sqlite"), rules_dir=rules)
+    with payer.serve() as crd:
         first = _assertion_id(crd)
         assert _assertion_id(crd) == first, "same inputs, same rules: reused"
 
     topic = rules / "lumbar-mri" / "topic.yaml"
     topic.write_text(topic.read_text(encoding="utf-8") + "\n# policy revised\n", encoding="utf-8")
-    with run_server(settings) as server:
-        crd = CrdServer(server, issuer, jwks_url, key)
+    with payer.serve() as crd:
         revised = _assertion_id(crd)
         assert revised != first, "the rules changed: decided again"
         assert _assertion_id(crd) == revised, "and reused under the new rules"

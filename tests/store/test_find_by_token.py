@@ -7,18 +7,17 @@ driven by the index lookup, so its cost does not grow with the number of resourc
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.registry import REGISTRY
-from app.store.db import create_database
+from app.store.db import Database
 from app.store.migrate import upgrade_database
 from app.store.repository import _BY_INDEXED_VALUE_SQL, ResourceStore
 from tests.conftest import DatabaseFactory
+from tests.support.databases import on_a_new_store
 
 BOTH = pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
 MEMBER_ID = "M-1001"
@@ -38,34 +37,26 @@ def _coverage(*identifiers: tuple[str, str]) -> dict[str, Any]:
 def test_live_matches_once_each_oldest_first(
     backend_name: str, new_database_url: DatabaseFactory
 ) -> None:
-    url = new_database_url(backend_name)
-    upgrade_database(url)
+    async def scenario(_database: Database, store: ResourceStore) -> None:
+        async with store.transaction() as tx:
+            first = await tx.create(_coverage(("urn:payer:member", MEMBER_ID)))
+            # the same value under two systems: one index row each, one answer
+            second = await tx.create(
+                _coverage(("urn:payer:member", MEMBER_ID), ("urn:payer:card", MEMBER_ID))
+            )
+            gone = await tx.create(_coverage(("urn:payer:member", MEMBER_ID)))
+            await tx.create(_coverage(("urn:payer:member", "M-2002")))
+        async with store.transaction() as tx:
+            await tx.delete("Coverage", gone.id)
+        found = await store.find_by_token("Coverage", "identifier", MEMBER_ID)
+        oldest_first = sorted([first, second], key=lambda r: (r.last_updated_us, r.id))
+        assert [f.id for f in found] == [r.id for r in oldest_first]
+        assert found[0].json()["identifier"][0]["value"] == MEMBER_ID
+        limited = await store.find_by_token("Coverage", "identifier", MEMBER_ID, limit=1)
+        assert [f.id for f in limited] == [oldest_first[0].id]
+        assert await store.find_by_token("Coverage", "identifier", "M-9999") == []
 
-    async def scenario() -> None:
-        database = create_database(url, pool_size=2)
-        store = ResourceStore(database, REGISTRY)
-        try:
-            async with store.transaction() as tx:
-                first = await tx.create(_coverage(("urn:payer:member", MEMBER_ID)))
-                # the same value under two systems: one index row each, one answer
-                second = await tx.create(
-                    _coverage(("urn:payer:member", MEMBER_ID), ("urn:payer:card", MEMBER_ID))
-                )
-                gone = await tx.create(_coverage(("urn:payer:member", MEMBER_ID)))
-                await tx.create(_coverage(("urn:payer:member", "M-2002")))
-            async with store.transaction() as tx:
-                await tx.delete("Coverage", gone.id)
-            found = await store.find_by_token("Coverage", "identifier", MEMBER_ID)
-            oldest_first = sorted([first, second], key=lambda r: (r.last_updated_us, r.id))
-            assert [f.id for f in found] == [r.id for r in oldest_first]
-            assert found[0].json()["identifier"][0]["value"] == MEMBER_ID
-            limited = await store.find_by_token("Coverage", "identifier", MEMBER_ID, limit=1)
-            assert [f.id for f in limited] == [oldest_first[0].id]
-            assert await store.find_by_token("Coverage", "identifier", "M-9999") == []
-        finally:
-            await database.dispose()
-
-    asyncio.run(scenario())
+    on_a_new_store(new_database_url(backend_name), scenario)
 
 
 def test_sqlite_lookup_starts_from_the_search_index(new_database_url: DatabaseFactory) -> None:

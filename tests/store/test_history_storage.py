@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from app.store.db import Database, create_database
 from app.store.migrate import alembic_config, upgrade_database
 from app.store.repository import ResourceStore, StoredResource
 from tests.conftest import DatabaseFactory
+from tests.support.databases import on_a_new_store
 from tests.support.ig_examples import example_for
 
 BOTH = pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
@@ -73,25 +73,6 @@ def _patient(gender: str) -> dict[str, Any]:
     return {**example_for("Patient"), "gender": gender}
 
 
-def _on_a_new_database(
-    backend_name: str,
-    new_database_url: DatabaseFactory,
-    scenario: Callable[[Database, ResourceStore], Awaitable[None]],
-) -> None:
-    """Run `scenario` against a new, migrated database of `backend_name` and its store."""
-    url = new_database_url(backend_name)
-    upgrade_database(url)
-
-    async def run() -> None:
-        database = create_database(url, pool_size=2)
-        try:
-            await scenario(database, ResourceStore(database, REGISTRY))
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
-
-
 @BOTH
 def test_a_created_resource_has_no_history_row(
     backend_name: str, new_database_url: DatabaseFactory
@@ -109,7 +90,7 @@ def test_a_created_resource_has_no_history_row(
             assert await _status_of_vread(reader, created.id, 2) == 404
             assert await _status_of_vread(reader, created.id, 0) == 404
 
-    _on_a_new_database(backend_name, new_database_url, scenario)
+    on_a_new_store(new_database_url(backend_name), scenario)
 
 
 @BOTH
@@ -167,7 +148,7 @@ def test_updates_and_delete_keep_every_superseded_version(
         assert await store.history("Patient", rid) == [v5, *versions[::-1]]
         assert await store.vread("Patient", rid, 5) == v5
 
-    _on_a_new_database(backend_name, new_database_url, scenario)
+    on_a_new_store(new_database_url(backend_name), scenario)
 
 
 def _old_layout_version(rid: str, version: int, *, deleted: bool = False) -> VersionRow:

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from app.registry import REGISTRY
-from app.store.db import create_database
+from app.store.db import Database
 from app.store.repository import ResourceStore
+from tests.support.databases import on_database
 
 
 def row_counts(database_url: str) -> dict[str, int]:
     """Counts of the resource, version and index tables, on a connection of our own."""
 
-    async def count() -> dict[str, int]:
-        database = create_database(database_url, pool_size=1)
-        try:
-            return await ResourceStore(database, REGISTRY).count_rows()
-        finally:
-            await database.dispose()
+    async def count(database: Database) -> dict[str, int]:
+        return await ResourceStore(database, REGISTRY).count_rows()
 
-    return asyncio.run(count())
+    return on_database(database_url, count)
 
 
 def assert_no_nulls(value: object, path: str = "$") -> None:

@@ -280,8 +280,9 @@ class CrdResponder:
             response.pop("systemActions")
         response["cards"] = response["cards"][: options["max-cards"]]
         sent = orjson.dumps(response)
-        async with self.deps.store.transaction() as tx:
-            await tx.create(hook_audit_event(service, request, caller, orders, answers, sent))
+        await self.deps.store.create_alone(
+            hook_audit_event(service, request, caller, orders, answers, sent)
+        )
         return sent
 
     async def _coverage_records(

@@ -37,6 +37,7 @@ from app.store.ids import new_row_id
 from app.store.indexing import index_entries
 from app.store.row_writes import row_write, run_write, run_write_many
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
+from app.store.sqlite_writer import SqliteWriteEngine
 from app.store.tables import resource_versions, resources, search_index
 
 # Built once (`app.store.row_writes`): raw SQL on the SQLite write connection, the SQLAlchemy
@@ -126,6 +127,31 @@ def _with_meta(resource: dict[str, Any], resource_id: str, version: int, stamp: 
     return orjson.dumps(body)
 
 
+def _first_version(resource: dict[str, Any], resource_id: str) -> StoredResource:
+    stamp = now_us()
+    body = _with_meta(resource, resource_id, 1, stamp)
+    return StoredResource(resource["resourceType"], resource_id, 1, stamp, False, body)
+
+
+def _index_rows(
+    registry: Registry, resource_type: str, resource_id: str, resource: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The `search_index` rows of `resource`'s content."""
+    spec = registry.resource(resource_type)
+    if spec is None:
+        return []
+    return [
+        {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "param": entry.param,
+            "system": entry.system,
+            "value": entry.value,
+        }
+        for entry in index_entries(spec, resource)
+    ]
+
+
 def _row_to_stored(resource_type: str, resource_id: str, row: Any) -> StoredResource:
     body = row.body.encode("utf-8") if row.body is not None else None
     return StoredResource(
@@ -205,9 +231,7 @@ class ResourceWriter:
         """Store a new resource (version 1) under `resource_id` or a new id."""
         resource_type = resource["resourceType"]
         rid = resource_id or new_id()
-        stamp = now_us()
-        body = _with_meta(resource, rid, 1, stamp)
-        stored = StoredResource(resource_type, rid, 1, stamp, False, body)
+        stored = _first_version(resource, rid)
         try:
             await run_write(self._conn, _INSERT_RESOURCE, _row_values(stored))
         except IntegrityError:
@@ -276,19 +300,9 @@ class ResourceWriter:
             await run_write(
                 self._conn, _DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id}
             )
-        spec = self._registry.resource(resource_type)
-        if resource is None or spec is None:
+        if resource is None:
             return
-        rows = [
-            {
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "param": entry.param,
-                "system": entry.system,
-                "value": entry.value,
-            }
-            for entry in index_entries(spec, resource)
-        ]
+        rows = _index_rows(self._registry, resource_type, resource_id, resource)
         if rows:
             await run_write_many(self._conn, _INSERT_INDEX, rows)
 
@@ -431,6 +445,26 @@ class ResourceStore:
         """One database transaction: committed when the block ends, rolled back on any error."""
         async with self.database.writer.begin() as conn:
             yield ResourceWriter(conn, self.registry)
+
+    async def create_alone(self, resource: dict[str, Any]) -> StoredResource:
+        """Store a new resource under a new id as a transaction of its own, once committed.
+
+        For a resource that no other write depends on, such as an audit record: on the SQLite
+        write engine its rows are inserted just before the next COMMIT, with the other such rows
+        of the batch (`SqliteWriteEngine.insert_at_commit`); elsewhere it is `create` in a
+        transaction.
+        """
+        writer = self.database.writer
+        if not isinstance(writer, SqliteWriteEngine):
+            async with self.transaction() as tx:
+                return await tx.create(resource)
+        stored = _first_version(resource, new_id())
+        inserts = [(_INSERT_RESOURCE.sqlite_sql, [_INSERT_RESOURCE.values(_row_values(stored))])]
+        index = _index_rows(self.registry, stored.resource_type, stored.id, resource)
+        if index:
+            inserts.append((_INSERT_INDEX.sqlite_sql, [_INSERT_INDEX.values(row) for row in index]))
+        await writer.insert_at_commit(inserts)
+        return stored
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; 404 when unknown, 410 when deleted."""

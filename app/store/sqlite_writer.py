@@ -27,6 +27,12 @@ journal; with `temp_store=MEMORY` that journal stays in memory, where SQLite's d
 it to a temporary file past 64 KB (seen under CRD load: a file created and deleted about once a
 second, more often with larger batches).
 
+Writes that stand alone (a new resource under a new id that nothing else reads or conflicts with,
+such as the audit record of a CDS Hooks call) can skip the savepoint and the per-row statements:
+`insert_at_commit` queues their rows on the batch, and just before the COMMIT every queued row of
+one statement is inserted by a single `executemany`. Such a block cannot be undone on its own, so
+a failure to insert those rows fails the whole batch, like a failed COMMIT.
+
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for
 milliseconds. The write connection turns auto-checkpointing off and, at most once per
@@ -111,13 +117,25 @@ class _Batch:
     cancels only its wait, never the COMMIT the other blocks wait for.
     """
 
-    __slots__ = ("_error", "_loop", "_settled", "_waiters")
+    __slots__ = ("_error", "_inserts", "_loop", "_settled", "_waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._waiters: list[asyncio.Future[None]] = []
         self._settled = False
         self._error: BaseException | None = None
+        self._inserts: dict[str, list[Sequence[Any]]] = {}  # INSERT text -> rows, in order
+
+    def insert_later(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows for `insert_pending` to write just before the COMMIT."""
+        self._inserts.setdefault(sql, []).extend(rows)
+
+    def insert_pending(self, raw: sqlite3.Connection) -> None:
+        """Write the rows given to `insert_later`: one `executemany` per statement, statements
+        in the order they were first given."""
+        for sql, rows in self._inserts.items():
+            raw.executemany(sql, rows)
+        self._inserts.clear()
 
     def waiter(self) -> asyncio.Future[None]:
         """A future done when the batch is committed (or raising why it was not)."""
@@ -253,6 +271,24 @@ class SqliteWriteEngine:
         await committed
         return written
 
+    async def insert_at_commit(
+        self, inserts: Sequence[tuple[str, Sequence[Sequence[Any]]]]
+    ) -> None:
+        """Rows (`(INSERT text, rows)`, in order) to insert with the open batch, returning once
+        committed: they are inserted just before the COMMIT, together with every other block's
+        rows for the same statement (one `executemany` each), without a savepoint.
+
+        For rows that nothing else in the batch reads or conflicts with (a new resource under a
+        new id, such as an audit record): a failure to insert them fails the whole batch, as a
+        failed COMMIT does.
+        """
+        async with self._lock():
+            _connection, batch = await self._joined_batch()
+            for sql, rows in inserts:
+                batch.insert_later(sql, rows)
+            committed = batch.waiter()
+        await committed
+
     async def _joined_batch(self) -> tuple[Connection, _Batch]:
         """The write connection and the open batch (BEGIN IMMEDIATE first if none is open);
         call with the lock held."""
@@ -301,6 +337,7 @@ class SqliteWriteEngine:
                 return  # failed (and rolled back) meanwhile
             self._batch = None
             try:
+                batch.insert_pending(self._raw_connection(self._connection))
                 self._connection.commit()
             except BaseException as exc:
                 self._fail(batch, exc)

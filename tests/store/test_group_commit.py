@@ -332,3 +332,49 @@ async def test_steady_writes_do_not_grow_the_wal_without_bound(database_file: Pa
     assert written > 1000, written  # enough writes for the WAL to have grown past the limit
     assert wal_pages < written / 2, (wal_pages, written)
     assert _count(database_file, "used_assertion_ids") == written
+
+
+def _rows_at_commit(*jtis: str) -> list[tuple[str, list[tuple[str, str, int]]]]:
+    return [(_RECORD, [(CLIENT, jti, 2_000_000_000) for jti in jtis])]
+
+
+async def test_rows_inserted_at_commit_join_the_batch_without_a_savepoint(
+    engine: SqliteWriteEngine, database_file: Path
+) -> None:
+    """`insert_at_commit`: the rows of every caller in the batch are inserted after the other
+    blocks, just before the one COMMIT, and each caller resumes once they are durable."""
+
+    async def at_commit(*jtis: str) -> None:
+        await engine.insert_at_commit(_rows_at_commit(*jtis))
+        assert set(jtis) <= _committed_jtis(database_file)
+
+    statements = await _traced(engine)
+    await asyncio.gather(
+        at_commit("appended-1", "appended-2"), _write(engine, "block"), at_commit("appended-3")
+    )
+    assert statements.count("COMMIT") == 1
+    assert statements.count("SAVEPOINT greenlight_write") == 1, "only the begin() block has one"
+    block_released = statements.index("RELEASE greenlight_write")
+    appended = [i for i, sql in enumerate(statements) if sql.startswith("INSERT")][1:]
+    assert len(appended) == 3, statements  # one execution per row, after the block's own INSERT
+    assert block_released < min(appended) and max(appended) < statements.index("COMMIT")
+    assert _committed_jtis(database_file) == {"appended-1", "appended-2", "appended-3", "block"}
+
+
+async def test_a_failing_insert_at_commit_fails_its_whole_batch(
+    engine: SqliteWriteEngine, database_file: Path
+) -> None:
+    """Rows inserted at COMMIT cannot be backed out alone: when one fails (here a duplicate
+    key), no write of the batch is committed, every caller gets the error, and the next write
+    starts a new transaction."""
+    await _write(engine, "already-there")
+    outcomes = await asyncio.gather(
+        _write(engine, "same-batch-block"),
+        engine.insert_at_commit(_rows_at_commit("fresh", "already-there")),
+        engine.insert_at_commit(_rows_at_commit("innocent")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes), outcomes
+    assert _committed_jtis(database_file) == {"already-there"}
+    await engine.insert_at_commit(_rows_at_commit("next-batch"))
+    assert _committed_jtis(database_file) == {"already-there", "next-batch"}

@@ -35,9 +35,8 @@ from app.registry import Registry
 from app.store.db import Database, SqlConnection
 from app.store.ids import new_row_id
 from app.store.indexing import index_entries
-from app.store.row_writes import row_write, run_write, run_write_many
+from app.store.row_writes import insert_alone, row_write, run_write, run_write_many
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
-from app.store.sqlite_writer import SqliteWriteEngine
 from app.store.tables import resource_versions, resources, search_index
 
 # Built once (`app.store.row_writes`): raw SQL on the SQLite write connection, the SQLAlchemy
@@ -449,21 +448,16 @@ class ResourceStore:
     async def create_alone(self, resource: dict[str, Any]) -> StoredResource:
         """Store a new resource under a new id as a transaction of its own, once committed.
 
-        For a resource that no other write depends on, such as an audit record: on the SQLite
-        write engine its rows are inserted just before the next COMMIT, with the other such rows
-        of the batch (`SqliteWriteEngine.insert_at_commit`); elsewhere it is `create` in a
-        transaction.
+        For a resource that no other write depends on, such as an audit record: its rows are
+        written by `insert_alone` (on SQLite just before the next COMMIT, with the other such
+        rows of the batch).
         """
-        writer = self.database.writer
-        if not isinstance(writer, SqliteWriteEngine):
-            async with self.transaction() as tx:
-                return await tx.create(resource)
         stored = _first_version(resource, new_id())
-        inserts = [(_INSERT_RESOURCE.sqlite_sql, [_INSERT_RESOURCE.values(_row_values(stored))])]
         index = _index_rows(self.registry, stored.resource_type, stored.id, resource)
-        if index:
-            inserts.append((_INSERT_INDEX.sqlite_sql, [_INSERT_INDEX.values(row) for row in index]))
-        await writer.insert_at_commit(inserts)
+        await insert_alone(
+            self.database.writer,
+            [(_INSERT_RESOURCE, [_row_values(stored)]), (_INSERT_INDEX, index)],
+        )
         return stored
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:

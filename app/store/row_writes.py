@@ -107,3 +107,25 @@ async def write_one(engine: WriteEngine, write: RowWrite, row: Row) -> int:
             raise IntegrityError(write.sqlite_sql, None, exc) from None
     async with engine.begin() as conn:
         return await run_write(conn, write, row)
+
+
+async def insert_alone(
+    engine: WriteEngine, inserts: Sequence[tuple[RowWrite, Sequence[Row]]]
+) -> None:
+    """New rows that nothing else in a transaction reads or conflicts with (a new resource under
+    a new id and its index rows), as a transaction of their own, once committed. On the SQLite
+    write engine they are inserted just before the batch's COMMIT, with the other such rows of
+    the batch (`SqliteWriteEngine.insert_at_commit`: a failure fails the whole batch)."""
+    if isinstance(engine, SqliteWriteEngine):
+        await engine.insert_at_commit(
+            [
+                (write.sqlite_sql, [write.values(row) for row in rows])
+                for write, rows in inserts
+                if rows
+            ]
+        )
+        return
+    async with engine.begin() as conn:
+        for write, rows in inserts:
+            if rows:
+                await run_write_many(conn, write, rows)

@@ -8,12 +8,12 @@ when the work it describes was committed.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+import pybase64
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
@@ -81,8 +81,10 @@ def json_detail(name: str, value: Any) -> dict[str, Any]:
 
 
 def bytes_detail(name: str, content: bytes) -> dict[str, Any]:
-    """An `entity.detail` carrying `content` exactly (base64)."""
-    return {"type": name, "valueBase64Binary": base64.b64encode(content).decode()}
+    """An `entity.detail` carrying `content` exactly (base64: `pybase64`, whose vectorised
+    encoder takes a tenth of the standard library's time on a CRD response of a few KB, encoded
+    on every hook call)."""
+    return {"type": name, "valueBase64Binary": pybase64.b64encode_as_string(content)}
 
 
 def audit_event(

@@ -7,8 +7,9 @@ here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 ParamType = Literal["token", "reference", "uri", "date", "string"]
@@ -38,22 +39,38 @@ class SearchParam:
     target: str | None = None  # for references: only references to this resource type
     definition: str | None = None
 
-    def values(self, resource: dict[str, Any]) -> Iterator[Any]:
-        for path in self.paths:
-            yield from _walk(resource, path.split("."))
+    @cached_property
+    def _steps(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(path.split(".")) for path in self.paths)
+
+    def values(self, resource: dict[str, Any]) -> list[Any]:
+        """The values at the param's paths, in document order: lists (repeating elements) are
+        entered at every step, missing elements and nulls skipped. Walked level by level in
+        plain loops rather than by recursive generators: indexing runs on every write."""
+        found: list[Any] = []
+        for steps in self._steps:
+            level: list[Any] = [resource]
+            for name in steps:
+                following: list[Any] = []
+                for node in level:
+                    if isinstance(node, dict):
+                        value = node.get(name)
+                        if isinstance(value, list):
+                            _extend_flat(following, value)
+                        elif value is not None:
+                            following.append(value)
+                level = following
+            found.extend(level)
+        return found
 
 
-def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, parts)
-        return
-    if not parts:
-        if node is not None:
-            yield node
-        return
-    if isinstance(node, dict):
-        yield from _walk(node.get(parts[0]), parts[1:])
+def _extend_flat(out: list[Any], items: list[Any]) -> None:
+    """Append `items` to `out`, lists (at any depth) replaced by their items, nulls left out."""
+    for item in items:
+        if isinstance(item, list):
+            _extend_flat(out, item)
+        elif item is not None:
+            out.append(item)
 
 
 @dataclass(frozen=True)

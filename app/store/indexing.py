@@ -60,7 +60,10 @@ def split_reference(reference: str, fhir_base: str | None = None) -> tuple[str |
     return None, ref
 
 
-def _entries(param: SearchParam, resource: dict[str, Any]) -> Iterator[IndexEntry]:
+def _pairs(param: SearchParam, resource: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(system, value) of each value `param` indexes in `resource` (for a reference: its type
+    and id)."""
+    pairs: list[tuple[str | None, str]] = []
     for raw in param.values(resource):
         if param.type == "reference":
             if not isinstance(raw, str):
@@ -68,21 +71,22 @@ def _entries(param: SearchParam, resource: dict[str, Any]) -> Iterator[IndexEntr
             target, ident = split_reference(raw)
             if param.target and target != param.target:
                 continue
-            yield IndexEntry(param.name, target, ident)
+            pairs.append((target, ident))
         elif param.type == "token":
-            for system, code in token_values(raw):
-                yield IndexEntry(param.name, system, code)
+            pairs.extend(token_values(raw))
         elif param.type == "string" and isinstance(raw, str):
-            yield IndexEntry(param.name, None, normalize_string(raw))
+            pairs.append((None, normalize_string(raw)))
         elif isinstance(raw, str):
-            yield IndexEntry(param.name, None, raw)
+            pairs.append((None, raw))
+    return pairs
 
 
 def index_entries(spec: ResourceSpec, resource: dict[str, Any]) -> list[IndexEntry]:
     """All index rows of `resource`, deduplicated, values cut to the column size."""
     seen: dict[tuple[str, str | None, str], IndexEntry] = {}
     for param in spec.search_params:
-        for entry in _entries(param, resource):
-            clipped = IndexEntry(entry.param, entry.system, entry.value[:MAX_VALUE_LENGTH])
-            seen.setdefault((clipped.param, clipped.system, clipped.value), clipped)
+        for system, value in _pairs(param, resource):
+            key = (param.name, system, value[:MAX_VALUE_LENGTH])
+            if key not in seen:
+                seen[key] = IndexEntry(*key)
     return list(seen.values())

@@ -62,6 +62,20 @@ def ig_example_from(resource_type: str) -> tuple[dict[str, Any], str]:
     raise LookupError(f"no {resource_type} example in {DAVINCI_PACKAGES}")
 
 
+def davinci_examples() -> list[dict[str, Any]]:
+    """Every example resource of the Da Vinci packages, and every resource inside their Bundles
+    (fresh copies)."""
+    found: list[dict[str, Any]] = []
+    for package in DAVINCI_PACKAGES:
+        for _name, raw in _package_examples(package):
+            resource = orjson.loads(raw)
+            found.append(resource)
+            for entry in resource.get("entry") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                    found.append(entry["resource"])
+    return found
+
+
 def ig_example(resource_type: str) -> dict[str, Any]:
     """The first example of `resource_type` in the Da Vinci packages (a fresh copy)."""
     return ig_example_from(resource_type)[0]

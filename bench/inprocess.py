@@ -30,24 +30,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import uvloop
+from starlette.types import ASGIApp, Message
 
 from bench import crd
 
 HOST, PORT = "127.0.0.1", 9999
 BASE_URL = f"http://{HOST}:{PORT}"
-Asgi = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 Call = tuple[bytes, bytes]  # (JWT, body)
 
 
@@ -55,12 +47,13 @@ def _calls(signer: crd.CdsSigner, template: crd.RequestTemplate, count: int) -> 
     audience = crd.service_url(BASE_URL)
     calls = []
     for _ in range(count):
-        body = template.body % tuple(value.encode("ascii") for value in template.new_values())
-        calls.append((signer.token(audience).encode("ascii"), body))
+        token = signer.token(audience)
+        _head, body = template.fill(token, template.new_values())
+        calls.append((token.encode("ascii"), body))
     return calls
 
 
-async def _call(app: Asgi, token: bytes, body: bytes) -> None:
+async def _call(app: ASGIApp, token: bytes, body: bytes) -> None:
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -83,7 +76,7 @@ async def _call(app: Asgi, token: bytes, body: bytes) -> None:
     sent = False
     statuses: list[int] = []
 
-    async def receive() -> MutableMapping[str, Any]:
+    async def receive() -> Message:
         nonlocal sent
         if not sent:
             sent = True
@@ -91,7 +84,7 @@ async def _call(app: Asgi, token: bytes, body: bytes) -> None:
         await asyncio.Event().wait()  # the client never disconnects
         raise AssertionError("unreachable")
 
-    async def send(message: MutableMapping[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(int(message["status"]))
 
@@ -100,7 +93,7 @@ async def _call(app: Asgi, token: bytes, body: bytes) -> None:
         raise RuntimeError(f"the hook call answered {statuses}")
 
 
-async def _drive(app: Asgi, calls: list[Call], concurrency: int) -> None:
+async def _drive(app: ASGIApp, calls: list[Call], concurrency: int) -> None:
     queue = iter(calls)
 
     async def client() -> None:
@@ -116,7 +109,7 @@ def _callgrind(switch: str) -> None:
     )
 
 
-async def _measure(app: Asgi, args: argparse.Namespace, signer: crd.CdsSigner) -> None:
+async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner) -> None:
     template = crd.request_template(HOST, PORT, distinct_orders=False)
     await _drive(app, _calls(signer, template, args.warmup), args.concurrency)
     measured = _calls(signer, template, args.calls)

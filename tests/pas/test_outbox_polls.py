@@ -8,8 +8,6 @@ without the point reader.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from sqlalchemy import insert, update
 
@@ -20,7 +18,7 @@ from app.store.db import Database
 from app.store.repository import ResourceStore, now_us
 from app.store.tables import pas_outbox, pas_subscriptions
 from tests.conftest import DatabaseFactory
-from tests.support.databases import on_a_new_store
+from tests.support.databases import on_a_new_store, with_and_without_point_reader
 
 BOTH = pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
 SECOND_US = 1_000_000
@@ -29,10 +27,7 @@ SECOND_US = 1_000_000
 def _workers(database: Database) -> list[OutboxWorker]:
     """The worker as the app builds it and, on SQLite, one without the point reader."""
     settings = Settings()
-    databases = [database]
-    if database.point_reader is not None:
-        databases.append(dataclasses.replace(database, point_reader=None))
-    return [OutboxWorker(d, REGISTRY, settings) for d in databases]
+    return [OutboxWorker(d, REGISTRY, settings) for d in with_and_without_point_reader(database)]
 
 
 async def _subscription(

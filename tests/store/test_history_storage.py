@@ -9,7 +9,6 @@ downgrade puts the copies of the current versions back. Both backends, real data
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ from app.store.db import Database, create_database
 from app.store.migrate import alembic_config, upgrade_database
 from app.store.repository import ResourceStore, StoredResource
 from tests.conftest import DatabaseFactory
-from tests.support.databases import on_a_new_store
+from tests.support.databases import on_a_new_store, with_and_without_point_reader
 from tests.support.ig_examples import example_for
 
 BOTH = pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
@@ -57,10 +56,7 @@ def _as_row(stored: StoredResource) -> VersionRow:
 def _stores(database: Database) -> list[ResourceStore]:
     """The store as the app builds it and, on SQLite, one without the inline point reader (its
     vread then goes through SQLAlchemy, as on an in-memory database)."""
-    stores = [ResourceStore(database, REGISTRY)]
-    if database.point_reader is not None:
-        stores.append(ResourceStore(dataclasses.replace(database, point_reader=None), REGISTRY))
-    return stores
+    return [ResourceStore(d, REGISTRY) for d in with_and_without_point_reader(database)]
 
 
 async def _status_of_vread(store: ResourceStore, rid: str, version: int) -> int:

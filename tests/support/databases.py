@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,6 +13,14 @@ from app.store.migrate import upgrade_database
 from app.store.repository import ResourceStore
 
 T = TypeVar("T")
+
+
+def with_and_without_point_reader(database: Database) -> list[Database]:
+    """`database` as the app builds it and, on SQLite, the same database without the inline point
+    reader (whose reads then go through SQLAlchemy, as on an in-memory database or PostgreSQL)."""
+    if database.point_reader is None:
+        return [database]
+    return [database, dataclasses.replace(database, point_reader=None)]
 
 
 def on_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -1,6 +1,7 @@
 """CRD order-sign calls driven in-process through the ASGI app: CPU per call, and callgrind.
 
     python -m bench.inprocess [--calls N] [--warmup N] [--concurrency C] [--bare] [--no-signature]
+        [--perf-control FIFO]
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -m bench.inprocess --callgrind
 
 No sockets, no load generator: `--concurrency` coroutines send the bench's order-sign request
@@ -15,7 +16,9 @@ measured calls only, and what depends on wall time rather than on the calls is h
 outbox poll, the WAL checkpoints), so that the instruction count of a build repeats to within
 about 0.5%. `callgrind_annotate callgrind.out.<pid>` then gives the total; divide by `--calls`.
 `--no-signature` skips the ES384 check (in Greenlight only; the bare app is started without keys)
-to look at the rest. This is a benchmark aid, not a test: nothing fails.
+to look at the rest. With `--perf-control FIFO`, `enable` and `disable` are written to the control
+FIFO of `perf record -D -1 --control fifo:FIFO` around the measured calls (bench/README.md).
+This is a benchmark aid, not a test: nothing fails.
 """
 
 from __future__ import annotations
@@ -109,17 +112,27 @@ def _callgrind(switch: str) -> None:
     )
 
 
+def _perf(control: Path, command: str) -> None:
+    """`enable` or `disable` for `perf record -D -1 --control fifo:<control>`."""
+    with control.open("w") as fifo:
+        fifo.write(command + "\n")
+
+
 async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner) -> None:
     template = crd.request_template(HOST, PORT, distinct_orders=False)
     await _drive(app, _calls(signer, template, args.warmup), args.concurrency)
     measured = _calls(signer, template, args.calls)
     if args.callgrind:
         _callgrind("on")
+    if args.perf_control:
+        _perf(args.perf_control, "enable")
     before = resource.getrusage(resource.RUSAGE_SELF)
     await _drive(app, measured, args.concurrency)
     after = resource.getrusage(resource.RUSAGE_SELF)
     if args.callgrind:
         _callgrind("off")
+    if args.perf_control:
+        _perf(args.perf_control, "disable")
     user = (after.ru_utime - before.ru_utime) / args.calls * 1000
     system = (after.ru_stime - before.ru_stime) / args.calls * 1000
     target = "bare" if args.bare else "greenlight"
@@ -188,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--callgrind", action="store_true", help="run under valgrind --tool=callgrind"
+    )
+    parser.add_argument(
+        "--perf-control",
+        type=Path,
+        metavar="FIFO",
+        help="perf record's control FIFO: sampling on for the measured calls only",
     )
     args = parser.parse_args(argv)
     signer = crd.CdsSigner.generate("ES384")

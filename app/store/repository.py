@@ -35,8 +35,10 @@ from app.registry import Registry
 from app.store.db import Database, SqlConnection
 from app.store.ids import new_row_id
 from app.store.indexing import index_entries
+from app.store.lookup_cache import LookupCache
 from app.store.row_writes import insert_alone, row_write, run_write, run_write_many
 from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
+from app.store.sqlite_writer import LoopConnection, SqliteWriteEngine
 from app.store.tables import resource_versions, resources, search_index
 
 # Built once (`app.store.row_writes`): raw SQL on the SQLite write connection, the SQLAlchemy
@@ -295,6 +297,8 @@ class ResourceWriter:
         self, resource_type: str, resource_id: str, resource: dict[str, Any] | None, *, new: bool
     ) -> None:
         """The search index rows of the resource's new content (replacing the old ones)."""
+        if isinstance(self._conn, LoopConnection):  # every write of a resource passes here
+            self._conn.wrote(resource_type)
         if not new:
             await run_write(
                 self._conn, _DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id}
@@ -438,6 +442,7 @@ class ResourceStore:
     def __init__(self, database: Database, registry: Registry) -> None:
         self.database = database
         self.registry = registry
+        self._token_lookups: LookupCache[tuple[StoredResource, ...]] = LookupCache()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ResourceWriter]:
@@ -457,6 +462,7 @@ class ResourceStore:
         await insert_alone(
             self.database.writer,
             [(_INSERT_RESOURCE, [_row_values(stored)]), (_INSERT_INDEX, index)],
+            (stored.resource_type,),
         )
         return stored
 
@@ -507,10 +513,20 @@ class ResourceStore:
     ) -> list[StoredResource]:
         """Live resources whose token parameter `param` has `value` (any system), oldest first:
         the one indexed query behind hot lookups such as a member id (`search` does more)."""
-        point = self.database.point_reader
-        if point is not None:
-            found = point.rows(_BY_INDEXED_VALUE_SQL, (resource_type, param, value, limit))
-            return [_row_to_stored(resource_type, row[0], _PointRow(*row[1:])) for row in found]
+        point, writer = self.database.point_reader, self.database.writer
+        if point is not None and isinstance(writer, SqliteWriteEngine):
+            key = (resource_type, param, value, limit)
+            stamp = writer.freshness(resource_type)  # before the read (`app.store.lookup_cache`)
+            kept = None if stamp is None else self._token_lookups.get(key, stamp)
+            if kept is not None:
+                return list(kept)
+            found = point.rows(_BY_INDEXED_VALUE_SQL, key)
+            answer = tuple(
+                _row_to_stored(resource_type, row[0], _PointRow(*row[1:])) for row in found
+            )
+            if stamp is not None:
+                self._token_lookups.put(key, stamp, answer)
+            return list(answer)
         async with self.database.reader.connect() as conn:
             rows = (
                 await conn.execute(

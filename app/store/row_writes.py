@@ -110,19 +110,23 @@ async def write_one(engine: WriteEngine, write: RowWrite, row: Row) -> int:
 
 
 async def insert_alone(
-    engine: WriteEngine, inserts: Sequence[tuple[RowWrite, Sequence[Row]]]
+    engine: WriteEngine,
+    inserts: Sequence[tuple[RowWrite, Sequence[Row]]],
+    resource_types: Sequence[str] = (),
 ) -> None:
     """New rows that nothing else in a transaction reads or conflicts with (a new resource under
     a new id and its index rows), as a transaction of their own, once committed. On the SQLite
     write engine they are inserted just before the batch's COMMIT, with the other such rows of
-    the batch (`SqliteWriteEngine.insert_at_commit`: a failure fails the whole batch)."""
+    the batch (`SqliteWriteEngine.insert_at_commit`: a failure fails the whole batch);
+    `resource_types` are the types of the resources they write."""
     if isinstance(engine, SqliteWriteEngine):
         await engine.insert_at_commit(
             [
                 (write.sqlite_sql, [write.values(row) for row in rows])
                 for write, rows in inserts
                 if rows
-            ]
+            ],
+            resource_types,
         )
         return
     async with engine.begin() as conn:

@@ -33,6 +33,14 @@ such as the audit record of a CDS Hooks call) can skip the savepoint and the per
 one statement is inserted by a single `executemany`. Such a block cannot be undone on its own, so
 a failure to insert those rows fails the whole batch, like a failed COMMIT.
 
+Each batch also records which resource types its blocks wrote (`LoopConnection.wrote`, the
+`resource_types` of `insert_at_commit`); once its COMMIT is done (or has failed) the engine's
+count of committed writes of each such type goes up. `freshness(type)` pairs that count with
+SQLite's `data_version` of the write connection, which changes only when another connection (a
+second worker, `greenlight demo-data`) commits: the pair is unchanged exactly when nothing has
+changed that type's rows since it was taken, which lets a reader keep what it read
+(`app.store.lookup_cache`).
+
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for
 milliseconds. The write connection turns auto-checkpointing off and, at most once per
@@ -79,6 +87,7 @@ _RESTART = "PRAGMA wal_checkpoint(RESTART)"
 #: WAL length (frames, i.e. pages: 256 MB of 4 KB pages) above which the WAL is restarted; up
 #: to ~400 MB of WAL measured no slower per call
 RESTART_FRAMES = 65_536
+_DATA_VERSION = "PRAGMA data_version"
 _SAVEPOINT = "SAVEPOINT greenlight_write"
 _RELEASE = "RELEASE greenlight_write"
 _ROLLBACK_TO = "ROLLBACK TO greenlight_write"
@@ -93,14 +102,19 @@ class LoopConnection:
     (`app.store.row_writes`).
     """
 
-    __slots__ = ("_connection", "raw")
+    __slots__ = ("_batch", "_connection", "raw")
 
-    def __init__(self, connection: Connection, raw: sqlite3.Connection) -> None:
+    def __init__(self, connection: Connection, raw: sqlite3.Connection, batch: _Batch) -> None:
         self._connection = connection
         self.raw = raw
+        self._batch = batch
 
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
         return self._connection.execute(statement, parameters)
+
+    def wrote(self, resource_type: str) -> None:
+        """Record that this transaction writes resources of `resource_type` (see `freshness`)."""
+        self._batch.written.add(resource_type)
 
 
 def _is_busy(error: OperationalError) -> bool:
@@ -117,7 +131,7 @@ class _Batch:
     cancels only its wait, never the COMMIT the other blocks wait for.
     """
 
-    __slots__ = ("_error", "_inserts", "_loop", "_settled", "_waiters")
+    __slots__ = ("_error", "_inserts", "_loop", "_settled", "_waiters", "written")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -125,6 +139,7 @@ class _Batch:
         self._settled = False
         self._error: BaseException | None = None
         self._inserts: dict[str, list[Sequence[Any]]] = {}  # INSERT text -> rows, in order
+        self.written: set[str] = set()  # resource types the batch's blocks write
 
     def insert_later(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Rows for `insert_pending` to write just before the COMMIT."""
@@ -193,6 +208,7 @@ class SqliteWriteEngine:
         self._checkpointed_at = time.monotonic()
         self._batch: _Batch | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._committed_writes: dict[str, int] = {}  # resource type -> batches that wrote it
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -246,7 +262,7 @@ class SqliteWriteEngine:
             raw = self._raw_connection(connection)
             raw.execute(_SAVEPOINT)
             try:
-                yield LoopConnection(connection, raw)
+                yield LoopConnection(connection, raw, batch)
                 raw.execute(_RELEASE)
             except BaseException:
                 self._undo(raw, batch)
@@ -272,11 +288,14 @@ class SqliteWriteEngine:
         return written
 
     async def insert_at_commit(
-        self, inserts: Sequence[tuple[str, Sequence[Sequence[Any]]]]
+        self,
+        inserts: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+        resource_types: Sequence[str] = (),
     ) -> None:
         """Rows (`(INSERT text, rows)`, in order) to insert with the open batch, returning once
         committed: they are inserted just before the COMMIT, together with every other block's
         rows for the same statement (one `executemany` each), without a savepoint.
+        `resource_types`: the types of the resources they write (see `freshness`).
 
         For rows that nothing else in the batch reads or conflicts with (a new resource under a
         new id, such as an audit record): a failure to insert them fails the whole batch, as a
@@ -286,8 +305,28 @@ class SqliteWriteEngine:
             _connection, batch = await self._joined_batch()
             for sql, rows in inserts:
                 batch.insert_later(sql, rows)
+            batch.written.update(resource_types)
             committed = batch.waiter()
         await committed
+
+    def freshness(self, resource_type: str) -> tuple[int, int] | None:
+        """A stamp that stays the same while no write to `resource_type` commits: the batches
+        of this engine that wrote that type (counted once their COMMIT ended, committed or
+        not), and the write connection's `data_version` (changed by every other connection's
+        commit, whatever it wrote; never by this connection's own). Take it before reading.
+        None when SQLite cannot tell now (the connection busy or failing)."""
+        try:
+            raw = self._raw_connection(self._connect())
+            (data_version,) = raw.execute(_DATA_VERSION).fetchone()
+        except sqlite3.Error:
+            return None
+        return self._committed_writes.get(resource_type, 0), int(data_version)
+
+    def _count_writes(self, batch: _Batch) -> None:
+        """The batch's COMMIT has ended: each type it wrote has (possibly) changed."""
+        for resource_type in batch.written:
+            self._committed_writes[resource_type] = self._committed_writes.get(resource_type, 0) + 1
+        batch.written.clear()
 
     async def _joined_batch(self) -> tuple[Connection, _Batch]:
         """The write connection and the open batch (BEGIN IMMEDIATE first if none is open);
@@ -327,6 +366,7 @@ class SqliteWriteEngine:
             raw = self._raw_connection(self._connection)
             if raw.in_transaction:  # a failed COMMIT leaves SQLite's open: end it too
                 raw.rollback()
+        self._count_writes(batch)
         batch.settle(error)
 
     async def _commit_when_idle(self, batch: _Batch) -> None:
@@ -342,6 +382,7 @@ class SqliteWriteEngine:
             except BaseException as exc:
                 self._fail(batch, exc)
                 return
+            self._count_writes(batch)
             batch.settle(None)
             if self._restart_wanted and self._checkpointing is None:
                 await self._restart_wal()

@@ -194,13 +194,9 @@ class ReplayGuard:
     async def first_use(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Record the jti; False when it was already recorded (a replay)."""
         if time.monotonic() - self._purged_at > self.purge_every_seconds:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    delete(used_assertion_ids).where(
-                        used_assertion_ids.c.expires_at < int(time.time())
-                    )
-                )
+            # claimed before the first await: the calls arriving meanwhile do not purge too
             self._purged_at = time.monotonic()
+            await self._purge_expired()
         try:
             await write_one(
                 self.engine,
@@ -210,6 +206,13 @@ class ReplayGuard:
         except IntegrityError:
             return False
         return True
+
+    async def _purge_expired(self) -> None:
+        """Forget the jtis whose assertions have expired (they can no longer be replayed)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(used_assertion_ids).where(used_assertion_ids.c.expires_at < int(time.time()))
+            )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ jti replay table on both backends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -198,3 +199,25 @@ async def test_replay_guard_purges_expired_rows(database: Database) -> None:
             await conn.execute(select(func.count()).select_from(used_assertion_ids))
         ).scalar_one()
     assert remaining == 1
+
+
+async def test_concurrent_first_calls_purge_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen calls at once on a new guard (a worker's start, or the minute elapsed): one purge,
+    not one per call waiting for the first one's COMMIT."""
+    guard = ReplayGuard(database.writer)
+    purges = 0
+    real_purge = guard._purge_expired
+
+    async def counted() -> None:
+        nonlocal purges
+        purges += 1
+        await real_purge()
+
+    monkeypatch.setattr(guard, "_purge_expired", counted)
+    firsts = await asyncio.gather(
+        *(guard.first_use("client-a", f"jti-{n}", 4_000_000_000) for n in range(16))
+    )
+    assert firsts == [True] * 16
+    assert purges == 1

@@ -37,9 +37,9 @@ Each batch also records which resource types its blocks wrote (`LoopConnection.w
 `resource_types` of `insert_at_commit`); once its COMMIT is done (or has failed) the engine's
 count of committed writes of each such type goes up. `freshness(type)` pairs that count with
 SQLite's `data_version` of the write connection, which changes only when another connection (a
-second worker, `greenlight demo-data`) commits: the pair is unchanged exactly when nothing has
-changed that type's rows since it was taken, which lets a reader keep what it read
-(`app.store.lookup_cache`).
+second worker, `greenlight demo-data`) commits. The pair stays the same only while nothing
+changes that type's rows (it may also change when nothing relevant did), which lets a reader
+keep what it read (`app.store.lookup_cache`).
 
 Checkpoints (copying the WAL back into the database file, with its fsyncs) would otherwise run
 inside whichever COMMIT crosses SQLite's auto-checkpoint threshold, stalling the event loop for

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.devtools.postgres import PostgresCluster, PostgresUnavailableError
 from bench import crd, dtr, pas, topics
+from bench.interleave import InterleavedSpec
 from bench.loadgen import LoadResult, LoadSpec
 from bench.scenarios import DEFAULT_SCENARIOS, PATIENT_BYTES, SCENARIOS, Scenario
 
@@ -529,8 +530,23 @@ class Run:
 
 def run_load(spec: LoadSpec, env: dict[str, str]) -> LoadResult:
     """Run the load generator in its own process (so it has a core and a loop of its own)."""
+    limit = spec.warmup + spec.duration + spec.timeout + 30
+    return LoadResult.from_json(_generate("bench.loadgen", spec.to_json(), limit, env))
+
+
+def run_interleaved(spec: InterleavedSpec, env: dict[str, str]) -> list[LoadResult]:
+    """Run the interleaving generator (`bench.interleave`) in its own process."""
+    first, second = spec.first, spec.second
+    slices = (first.warmup + first.duration + second.warmup + second.duration) / spec.slice_s
+    limit = slices * spec.slice_s + slices * 0.1 + max(first.timeout, second.timeout) + 30
+    out = json.loads(_generate("bench.interleave", spec.to_json(), limit, env))
+    return [LoadResult.from_json(json.dumps(result)) for result in out]
+
+
+def _generate(module: str, spec_json: str, limit: float, env: dict[str, str]) -> str:
+    """Run a generator module on `spec_json` (stdin) within `limit` seconds; its stdout."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.loadgen"],
+        [sys.executable, "-m", module],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.PIPE,
@@ -538,44 +554,68 @@ def run_load(spec: LoadSpec, env: dict[str, str]) -> LoadResult:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    limit = spec.warmup + spec.duration + spec.timeout + 30
     try:
-        out, err = process.communicate(spec.to_json().encode(), timeout=limit)
+        out, err = process.communicate(spec_json.encode(), timeout=limit)
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"the load generator did not finish within {limit:g}s") from exc
     finally:
         stop_process_group(process)
     if process.returncode != 0:
         raise BenchError(f"the load generator failed:\n{err.decode(errors='replace')[-2000:]}")
-    return LoadResult.from_json(out.decode())
+    return out.decode()
 
 
 def measure(server: Server, scenario: Scenario, spec: LoadSpec, env: dict[str, str]) -> Run:
-    label = server.name
-    print(f"  {scenario.name:<18} {label:<24} ", end="", flush=True)
+    print(f"  {scenario.name:<18} {server.name:<24} ", end="", flush=True)
     cpu_before = server.cpu_seconds()
     started = time.monotonic()
     result = run_load(spec, env)
     wall = time.monotonic() - started
     cpu = server.cpu_seconds() - cpu_before
-    print(
+    print(_result_line(result), flush=True)
+    _check_alive(server, scenario)
+    return Run(scenario.name, server.name, result, cpu, wall)
+
+
+def measure_interleaved(
+    servers: tuple[Server, Server], scenario: Scenario, spec: InterleavedSpec, env: dict[str, str]
+) -> list[Run]:
+    """Both servers driven in alternating slices by one generator (`bench.interleave`); each
+    one's CPU time is what it used over the whole run (the other slices it sits idle)."""
+    cpu_before = [server.cpu_seconds() for server in servers]
+    started = time.monotonic()
+    results = run_interleaved(spec, env)
+    wall = time.monotonic() - started
+    runs = []
+    for server, before, result in zip(servers, cpu_before, results, strict=True):
+        print(f"  {scenario.name:<18} {server.name:<24} {_result_line(result)}", flush=True)
+        _check_alive(server, scenario)
+        runs.append(Run(scenario.name, server.name, result, server.cpu_seconds() - before, wall))
+    return runs
+
+
+def _result_line(result: LoadResult) -> str:
+    return (
         f"{result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
-        f"  errors {result.errors}",
-        flush=True,
+        f"  errors {result.errors}"
     )
+
+
+def _check_alive(server: Server, scenario: Scenario) -> None:
     if server.process.poll() is not None:
         raise BenchError(
             f"{server.name} died during {scenario.name} "
             f"(exit status {server.process.returncode}):\n{server.log_tail()}"
         )
-    return Run(scenario.name, label, result, cpu, wall)
 
 
 # A first guess of each target's requests/s, to size the first pool (then learned).
-GREENLIGHT_RATE_GUESS = 500.0
+GREENLIGHT_RATE_GUESS = 800.0
 BARE_RATE_GUESS = {"ES384": 900.0, "RS384": 2500.0}
 PAS_RATE_GUESS = {GREENLIGHT: 100.0, BARE: 2000.0}
 POOL_ATTEMPTS = 3
+# With --interleave: the start of each measured slice left out (the target's queue fills up).
+INTERLEAVE_SETTLE = 0.1
 
 
 @dataclass
@@ -618,38 +658,69 @@ def measure_pooled(
     """A run of pooled requests: write a pool large enough for the run (from the target's rate:
     `first_guess`, then learned into `rates`), then drive it; when the pool runs out (the target
     was faster than guessed), write a larger one and run again."""
-    window = args.warmup + args.duration
     rate = rates.get(server.name, first_guess)
     for _attempt in range(POOL_ATTEMPTS):
-        count = math.ceil(rate * (window + 1) * 1.25) + 4 * args.concurrency
-        pool = pools / f"{_slug(server.name)}-{scenario.name}.pool"
-        seconds = requests.write(pool, count)
-        print(f"  ({count:,} {requests.what} in {seconds:.1f}s)", flush=True)
-        spec = LoadSpec(
-            host=HOST,
-            port=server.port,
-            request=b"",
-            expected_status=scenario.expected_status,
-            concurrency=args.concurrency,
-            warmup=args.warmup,
-            duration=args.duration,
-            timeout=args.timeout,
-            pool_path=str(pool),
-            head_template=requests.head,
-            body_template=requests.body,
-            head_slots=requests.head_slots,
-        )
+        spec, pool = _pooled_spec(server, scenario, requests, rate, pools, args)
         run = measure(server, scenario, spec, env)
         pool.unlink(missing_ok=True)
-        result = run.result
-        observed = result.completed_total / result.ran_s if result.ran_s else rate
-        if not result.pool_exhausted:
+        if not run.result.pool_exhausted:
             # Twice the rate seen: the next run of this target may well be faster.
-            rates[server.name] = max(2 * observed, 1.0)
+            rates[server.name] = max(2 * _observed_rate(run, rate), 1.0)
             return run
-        rate = max(observed, rate) * 1.6
-        print(f"  (the pool of {count:,} requests ran out: running again with a larger one)")
+        rate = max(_observed_rate(run, rate), rate) * 1.6
+        print(
+            f"  (the pool of {run.result.pool_used:,} requests ran out: "
+            "running again with a larger one)"
+        )
     raise BenchError(f"{scenario.name} against {server.name}: the request pool kept running out")
+
+
+def _pooled_spec(
+    server: Server,
+    scenario: Scenario,
+    requests: PooledRequests,
+    rate: float,
+    pools: Path,
+    args: argparse.Namespace,
+) -> tuple[LoadSpec, Path]:
+    """A pool for a run at `rate` requests/s (with a margin) and the spec that uses it."""
+    count = math.ceil(rate * (args.warmup + args.duration + 1) * 1.25) + 4 * args.concurrency
+    pool = pools / f"{_slug(server.name)}-{scenario.name}.pool"
+    seconds = requests.write(pool, count)
+    print(f"  ({count:,} {requests.what} in {seconds:.1f}s)", flush=True)
+    spec = LoadSpec(
+        host=HOST,
+        port=server.port,
+        request=b"",
+        expected_status=scenario.expected_status,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        duration=args.duration,
+        timeout=args.timeout,
+        pool_path=str(pool),
+        head_template=requests.head,
+        body_template=requests.body,
+        head_slots=requests.head_slots,
+    )
+    return spec, pool
+
+
+def _observed_rate(run: Run, guess: float) -> float:
+    result = run.result
+    return result.completed_total / result.ran_s if result.ran_s else guess
+
+
+def _crd_requests(
+    server: Server, scenario: Scenario, audience: str, load: CrdLoad, args: argparse.Namespace
+) -> PooledRequests:
+    """CRD calls to `server`: a fresh signed JWT each (never replayed)."""
+    template = crd.request_template(HOST, server.port, distinct_orders=scenario.distinct_orders)
+    lifetime = int(min(3600, 2 * (args.warmup + args.duration) + args.timeout + 600))
+
+    def write(path: Path, count: int) -> float:
+        return crd.write_pool(path, load.signer, audience, template, count, lifetime=lifetime)
+
+    return PooledRequests(template.head, template.body, 1, f"{load.signer.alg} JWTs signed", write)
 
 
 def measure_crd(
@@ -661,18 +732,49 @@ def measure_crd(
     env: dict[str, str],
 ) -> Run:
     """A CRD run: a pool of fresh signed JWTs (one per request, never replayed)."""
-    template = crd.request_template(HOST, server.port, distinct_orders=scenario.distinct_orders)
-    lifetime = int(min(3600, args.warmup + args.duration + args.timeout + 600))
-
-    def write(path: Path, count: int) -> float:
-        return crd.write_pool(path, load.signer, audience, template, count, lifetime=lifetime)
-
-    requests = PooledRequests(
-        template.head, template.body, 1, f"{load.signer.alg} JWTs signed", write
-    )
+    requests = _crd_requests(server, scenario, audience, load, args)
     return measure_pooled(
         server, scenario, requests, load.rates, load.rate(server.name), load.pools, args, env
     )
+
+
+def measure_crd_interleaved(
+    servers: tuple[Server, Server],
+    scenario: Scenario,
+    audience: str,
+    load: CrdLoad,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> list[Run]:
+    """A CRD run of both servers in alternating slices of `args.interleave` seconds (see
+    `bench.interleave`), each with its own pool of fresh signed JWTs."""
+    rates = {server.name: load.rate(server.name) for server in servers}
+    for _attempt in range(POOL_ATTEMPTS):
+        first, second = (
+            _pooled_spec(
+                server,
+                scenario,
+                _crd_requests(server, scenario, audience, load, args),
+                rates[server.name],
+                load.pools,
+                args,
+            )
+            for server in servers
+        )
+        spec = InterleavedSpec(first[0], second[0], args.interleave, INTERLEAVE_SETTLE)
+        runs = measure_interleaved(servers, scenario, spec, env)
+        first[1].unlink(missing_ok=True)
+        second[1].unlink(missing_ok=True)
+        if not any(run.result.pool_exhausted for run in runs):
+            for server, run in zip(servers, runs, strict=True):
+                load.rates[server.name] = max(2 * _observed_rate(run, rates[server.name]), 1.0)
+            return runs
+        for server, run in zip(servers, runs, strict=True):
+            rates[server.name] = (
+                max(_observed_rate(run, rates[server.name]), rates[server.name]) * 1.6
+            )
+        print("  (a request pool ran out: running again with larger ones)")
+    raise BenchError(f"{scenario.name}, interleaved: the request pools kept running out")
 
 
 def measure_pas(
@@ -1057,6 +1159,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "median over rounds is not one pair of processes' luck",
     )
     parser.add_argument(
+        "--interleave",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="CRD scenarios: drive Greenlight and the bare app in alternating slices of this "
+        "many seconds (one generator, one target at a time; --warmup and --duration are each "
+        "target's totals), so both see the same phases of the machine (default: one target's "
+        "whole run, then the other's)",
+    )
+    parser.add_argument(
         "--cds-alg",
         choices=crd.ALGORITHMS,
         default="ES384",
@@ -1097,6 +1209,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--concurrency and --workers must be at least 1")
     if not 0 < args.duration <= 1800 or not 0 <= args.warmup <= 600:
         parser.error("--duration must be in (0, 1800] and --warmup in [0, 600]")
+    if args.interleave and not INTERLEAVE_SETTLE < args.interleave <= 60:
+        parser.error(f"--interleave must be in ({INTERLEAVE_SETTLE:g}, 60] seconds")
     if args.no_auth and any(s.kind == "crd" for s in args.scenario_list):
         parser.error("the crd scenarios need auth on (CDS Hooks JWTs are verified only then)")
     return args
@@ -1474,6 +1588,19 @@ def _drive(
                     # fresh for each scenario; $submit's holds only the scope it needs
                     scope = PAS_SCOPE if scenario.kind == "pas" else CLIENT_SCOPE
                     token = client.fetch_token(instance.server.base_url, scope)
+                if scenario.kind == "crd" and args.interleave and bare in targets:
+                    assert load is not None and bare is not None
+                    audience = crd.service_url(instance.server.base_url)
+                    for server in targets:
+                        crd_smoke_test(server, load.signer, audience)
+                    pair = (instance.server, bare)
+                    interleaved = measure_crd_interleaved(
+                        pair, scenario, audience, load, args, base_env
+                    )
+                    runs += [
+                        replace(run, round=round_number, rounds=args.rounds) for run in interleaved
+                    ]
+                    continue
                 for server in targets:
                     if scenario.kind == "crd":
                         assert load is not None
@@ -1600,6 +1727,13 @@ def report(
             + (
                 f"; {args.rounds} rounds, the targets measured in turn in each"
                 if args.rounds > 1
+                else ""
+            )
+            + (
+                f"; CRD scenarios interleaved: one generator drives the two targets in "
+                f"alternating {args.interleave:g}s slices, the first {INTERLEAVE_SETTLE:g}s of "
+                "each measured slice not measured"
+                if args.interleave and "crd" in scenario_kinds
                 else ""
             )
         ),

@@ -79,7 +79,7 @@ def fill_request(
     return head_template % (*values[:head_slots], len(body)) + body
 
 
-class _Requests:
+class Requests:
     """The request each send uses: always `spec.request`, or the next unused pool entry."""
 
     def __init__(self, spec: LoadSpec) -> None:
@@ -166,7 +166,7 @@ def _chunked_length(buf: bytearray, start: int) -> int:
             return -1
 
 
-class _Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol):
     """One keep-alive connection; `waiter` resolves to the status code of the next response."""
 
     def __init__(self) -> None:
@@ -245,7 +245,7 @@ class _Connection(asyncio.Protocol):
 
 
 @dataclass
-class _Tally:
+class Tally:
     latencies_ns: list[int] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
@@ -257,19 +257,19 @@ class _Tally:
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
-async def _connect(spec: LoadSpec) -> _Connection:
+async def connect(spec: LoadSpec) -> Connection:
     loop = asyncio.get_running_loop()
-    _transport, protocol = await loop.create_connection(_Connection, spec.host, spec.port)
+    _transport, protocol = await loop.create_connection(Connection, spec.host, spec.port)
     return protocol
 
 
-async def _client(
+async def client(
     spec: LoadSpec,
-    requests: _Requests,
-    conn: _Connection,
-    live: list[_Connection],
+    requests: Requests,
+    conn: Connection,
+    live: list[Connection],
     slot: int,
-    tally: _Tally,
+    tally: Tally,
     measure_from_ns: int,
     stop_ns: int,
 ) -> None:
@@ -285,7 +285,7 @@ async def _client(
         measured = started >= measure_from_ns
         if conn.closed:
             try:
-                conn = await _connect(spec)
+                conn = await connect(spec)
             except OSError as exc:
                 if measured:
                     tally.error(f"connect: {type(exc).__name__}")
@@ -321,7 +321,7 @@ async def _client(
             tally.error(f"HTTP {status}")
 
 
-async def _watchdog(live: list[_Connection], timeout_ns: int) -> None:
+async def watchdog(live: list[Connection], timeout_ns: int) -> None:
     """Abort connections whose request has waited longer than the timeout (no per-request timer)."""
     while True:
         await asyncio.sleep(0.25)
@@ -333,13 +333,13 @@ async def _watchdog(live: list[_Connection], timeout_ns: int) -> None:
 
 async def run_load(spec: LoadSpec) -> LoadResult:
     """Drive the target with `spec.concurrency` clients; warm up, then measure `spec.duration`."""
-    requests = _Requests(spec)
-    live = [await _connect(spec) for _ in range(spec.concurrency)]
-    tally = _Tally()
+    requests = Requests(spec)
+    live = [await connect(spec) for _ in range(spec.concurrency)]
+    tally = Tally()
     now = began = time.perf_counter_ns()
     measure_from = now + int(spec.warmup * 1e9)
     stop = measure_from + int(spec.duration * 1e9)
-    watchdog = asyncio.create_task(_watchdog(live, int(spec.timeout * 1e9)))
+    guard = asyncio.create_task(watchdog(live, int(spec.timeout * 1e9)))
     cpu_at_start: float | None = None
 
     async def mark_cpu() -> None:
@@ -351,12 +351,12 @@ async def run_load(spec: LoadSpec) -> LoadResult:
     try:
         await asyncio.gather(
             *(
-                _client(spec, requests, conn, live, slot, tally, measure_from, stop)
+                client(spec, requests, conn, live, slot, tally, measure_from, stop)
                 for slot, conn in enumerate(live)
             )
         )
     finally:
-        watchdog.cancel()
+        guard.cancel()
         for conn in live:
             if conn.transport is not None:
                 conn.transport.close()
@@ -366,21 +366,28 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         await marker
     cpu = time.process_time() - (cpu_at_start if cpu_at_start is not None else 0.0)
     elapsed_ns = max(tally.last_done_ns, stop) - measure_from
+    return load_result(tally, requests, elapsed_ns / 1e9, cpu, ran_s)
+
+
+def load_result(
+    tally: Tally, requests: Requests, elapsed_s: float, cpu_s: float, ran_s: float
+) -> LoadResult:
+    """What a run measured: `elapsed_s` measured seconds, `cpu_s` of the generator's CPU in
+    them, `ran_s` seconds from the first request to the last (warm-up included)."""
     samples = sorted(tally.latencies_ns)
     count = len(samples)
-    elapsed = elapsed_ns / 1e9
     return LoadResult(
         requests=count,
         errors=tally.errors,
         error_kinds=tally.error_kinds,
-        elapsed_s=round(elapsed, 4),
-        rps=count / elapsed if elapsed > 0 else 0.0,
+        elapsed_s=round(elapsed_s, 4),
+        rps=count / elapsed_s if elapsed_s > 0 else 0.0,
         p50_ms=percentile(samples, 50) / 1e6,
         p90_ms=percentile(samples, 90) / 1e6,
         p99_ms=percentile(samples, 99) / 1e6,
         max_ms=(samples[-1] / 1e6) if samples else 0.0,
         mean_ms=(sum(samples) / count / 1e6) if count else 0.0,
-        generator_cpu_s=round(cpu, 4),
+        generator_cpu_s=round(cpu_s, 4),
         completed_total=tally.completed_total,
         pool_used=requests.used,
         pool_exhausted=requests.exhausted,

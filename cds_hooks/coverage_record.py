@@ -34,13 +34,13 @@ one boolean per card type; default on); which hooks and CRD versions get them is
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from app.fhir.json_copy import json_copy
+from app.lru import Lru
 from cds_hooks.membership import COVERAGE_CLASS
 
 CRD_COVERAGE_PROFILE = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/profile-coverage"
@@ -191,8 +191,7 @@ class RememberedUpdates:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._held: OrderedDict[tuple[bytes, str, str], CoverageRecord | None] = OrderedDict()
+        self._held: Lru[tuple[bytes, str, str], CoverageRecord | None] = Lru(size)
 
     def update(self, ehr: dict[str, Any], member: dict[str, Any]) -> CoverageRecord | None:
         version = (member.get("meta") or {}).get("versionId")
@@ -201,11 +200,9 @@ class RememberedUpdates:
         key = (orjson.dumps(ehr), str(member["id"]), str(version))
         held = self._held
         if key in held:
-            held.move_to_end(key)
-            return held[key]
-        record = held[key] = coverage_update(ehr, member)
-        if len(held) > self._size:
-            held.popitem(last=False)
+            return held.get(key)
+        record = coverage_update(ehr, member)
+        held.put(key, record)
         return record
 
 

@@ -8,7 +8,6 @@ client sent is what gets stored, so the wire form is never re-serialized from a 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from app.fhir.model_classes import model_class
 from app.fhir.outcomes import FhirError, Issue
 from app.fhir.quick_check import conforms
+from app.lru import Lru
 
 FHIR_VERSION = "4.0.1"
 #: how many accepted resources `check_resource` remembers (by digest, least recently used out)
@@ -26,7 +26,7 @@ REMEMBERED_RESOURCES = 1024
 # Hooks draft orders on every order-select of an ordering session and once more on order-sign,
 # DTR's contained adaptive Questionnaire (Greenlight's own output) on every $next-question step.
 # Digesting a resource costs a fraction of checking it.
-_accepted: OrderedDict[bytes, None] = OrderedDict()
+_accepted: Lru[bytes, bool] = Lru(REMEMBERED_RESOURCES)
 
 
 def _digest(resource: dict[str, Any]) -> bytes | None:
@@ -37,9 +37,7 @@ def _digest(resource: dict[str, Any]) -> bytes | None:
 
 
 def _remember(digest: bytes) -> None:
-    _accepted[digest] = None
-    if len(_accepted) > REMEMBERED_RESOURCES:
-        _accepted.popitem(last=False)
+    _accepted.put(digest, True)
 
 
 def element_path(root: str, loc: tuple[int | str, ...]) -> str:
@@ -113,8 +111,7 @@ def check_resource(
             400, "not-supported", f"{resource_type} is not a FHIR R4 resource type", where
         )
     digest = _digest(resource)
-    if digest is not None and digest in _accepted:
-        _accepted.move_to_end(digest)
+    if digest is not None and _accepted.get(digest):
         return resource  # accepted before, exactly as it is now
     if not conforms(resource, resource_type):  # else: the common, valid case, checked quickly
         try:

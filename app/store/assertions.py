@@ -9,7 +9,6 @@ assertions are.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert, select
 
+from app.lru import Lru
 from app.rules.engine import Decision
 from app.rules.serialization import decision_from_json, decision_to_json
 from app.store.db import Database
@@ -92,24 +92,19 @@ class AssertionStore:
 
     def __init__(self, database: Database, *, recent: int = RECENT_ASSERTIONS) -> None:
         self.database = database
-        self._recent_limit = recent
-        self._recent: OrderedDict[str, CoverageAssertion] = OrderedDict()  # by fingerprint
+        self._recent: Lru[str, CoverageAssertion] = Lru(recent)  # by fingerprint
 
     def _remember(self, assertion: CoverageAssertion) -> CoverageAssertion:
         recent = self._recent
         held = recent.get(assertion.fingerprint)
         if held is None or held.created_us <= assertion.created_us:
-            recent[assertion.fingerprint] = assertion
-        recent.move_to_end(assertion.fingerprint)
-        if len(recent) > self._recent_limit:
-            recent.popitem(last=False)
+            recent.put(assertion.fingerprint, assertion)
         return assertion
 
     def _recalled(self, fingerprint: str, now_us: int) -> CoverageAssertion | None:
         held = self._recent.get(fingerprint)
         if held is None or held.expires_us <= now_us:
             return None
-        self._recent.move_to_end(fingerprint)
         return held
 
     async def save(self, assertion: CoverageAssertion) -> None:

@@ -16,9 +16,10 @@ immutable (`StoredResource` holds the JSON bytes), so callers can share them.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from app.lru import Lru
 
 Answer = TypeVar("Answer")
 Stamp = tuple[int, int]
@@ -31,7 +32,7 @@ class LookupCache(Generic[Answer]):
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._answers: OrderedDict[Hashable, tuple[Stamp, Answer]] = OrderedDict()
+        self._answers: Lru[Hashable, tuple[Stamp, Answer]] = Lru(capacity)
 
     def get(self, key: Hashable, stamp: Stamp) -> Answer | None:
         """The answer kept for `key` if it was read under `stamp`, else None."""
@@ -39,17 +40,13 @@ class LookupCache(Generic[Answer]):
         if kept is None:
             return None
         if kept[0] != stamp:
-            del self._answers[key]
+            self._answers.discard(key)
             return None
-        self._answers.move_to_end(key)
         return kept[1]
 
     def put(self, key: Hashable, stamp: Stamp, answer: Answer) -> None:
         """Keep `answer`, read under `stamp` (taken before the read)."""
-        self._answers[key] = (stamp, answer)
-        self._answers.move_to_end(key)
-        if len(self._answers) > self.capacity:
-            self._answers.popitem(last=False)
+        self._answers.put(key, (stamp, answer))
 
     def __len__(self) -> int:
         return len(self._answers)

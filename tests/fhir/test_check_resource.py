@@ -4,7 +4,6 @@ exact JSON: a resource sent again unchanged is not checked again, anything chang
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from app.fhir import models
 from app.fhir.models import check_resource
 from app.fhir.outcomes import FhirError
+from app.lru import Lru
 from tests.fhir.test_quick_check import corpus
 
 
@@ -24,7 +24,7 @@ def test_an_accepted_resource_is_remembered_by_its_exact_json(
 ) -> None:
     """The same draft order sent again (order-select, then order-sign) is accepted without being
     checked again; any change to it is checked afresh, and refused when invalid."""
-    monkeypatch.setattr(models, "_accepted", OrderedDict())
+    monkeypatch.setattr(models, "_accepted", Lru[bytes, bool](models.REMEMBERED_RESOURCES))
     resource = copy.deepcopy(corpus()[0])
     assert check_resource(resource) is resource
 
@@ -41,9 +41,8 @@ def test_an_accepted_resource_is_remembered_by_its_exact_json(
 
 
 def test_remembered_resources_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    remembered: OrderedDict[bytes, None] = OrderedDict()
+    remembered = Lru[bytes, bool](3)
     monkeypatch.setattr(models, "_accepted", remembered)
-    monkeypatch.setattr(models, "REMEMBERED_RESOURCES", 3)
     resource = corpus()[0]
     for number in range(5):
         check_resource({**resource, "id": f"r{number}"})

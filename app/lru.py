@@ -43,10 +43,6 @@ class Lru(Generic[Key, Value]):
         entries.move_to_end(key)
         return entries[key]
 
-    def peek(self, key: Key) -> Value | None:
-        """The value held for `key`, leaving the order as it is; None when there is none."""
-        return self._entries.get(key)
-
     def put(self, key: Key, value: Value) -> None:
         """Hold `value` for `key` as the most recently used; drop the least recently used entry
         when there are more than `capacity`."""
@@ -59,9 +55,6 @@ class Lru(Generic[Key, Value]):
     def discard(self, key: Key) -> None:
         """Forget `key` (nothing happens when it is not held)."""
         self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries

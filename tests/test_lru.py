@@ -18,16 +18,6 @@ def test_past_capacity_the_least_recently_used_entry_goes() -> None:
     assert [key for key in "abcd" if key in lru] == ["a", "c", "d"]
 
 
-def test_peek_reads_without_changing_the_order() -> None:
-    lru = Lru[str, int](2)
-    lru.put("a", 1)
-    lru.put("b", 2)
-    assert lru.peek("a") == 1
-    lru.put("c", 3)  # "a" was only peeked at: still the oldest
-    assert "a" not in lru
-    assert lru.peek("a") is None
-
-
 def test_put_again_replaces_and_refreshes() -> None:
     lru = Lru[str, int](2)
     lru.put("a", 1)
@@ -47,15 +37,13 @@ def test_a_held_none_is_told_apart_from_a_missing_key_by_default() -> None:
     assert lru.get("missing") is None
 
 
-def test_discard_and_clear_forget() -> None:
+def test_discard_forgets() -> None:
     lru = Lru[str, int](2)
     lru.put("a", 1)
     lru.put("b", 2)
     lru.discard("a")
     lru.discard("never held")
     assert "a" not in lru and len(lru) == 1
-    lru.clear()
-    assert len(lru) == 0
 
 
 def test_capacity_must_hold_something() -> None:

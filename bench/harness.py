@@ -741,13 +741,14 @@ def measure_crd(
 def measure_crd_interleaved(
     servers: tuple[Server, Server],
     scenario: Scenario,
-    audience: str,
+    audiences: tuple[str, str],
     load: CrdLoad,
     args: argparse.Namespace,
     env: dict[str, str],
 ) -> list[Run]:
     """A CRD run of both servers in alternating slices of `args.interleave` seconds (see
-    `bench.interleave`), each with its own pool of fresh signed JWTs."""
+    `bench.interleave`), each with its own pool of fresh signed JWTs (for the `aud` of the same
+    position in `audiences`)."""
     rates = {server.name: load.rate(server.name) for server in servers}
     for _attempt in range(POOL_ATTEMPTS):
         first, second = (
@@ -759,7 +760,7 @@ def measure_crd_interleaved(
                 load.pools,
                 args,
             )
-            for server in servers
+            for server, audience in zip(servers, audiences, strict=True)
         )
         spec = InterleavedSpec(first[0], second[0], args.interleave, INTERLEAVE_SETTLE)
         runs = measure_interleaved(servers, scenario, spec, env)
@@ -1395,9 +1396,10 @@ class Instance:
     server: Server
     token: str | None
     seed: Seed
+    home: Path  # its database (SQLite) and data directory
 
 
-def _start_greenlight(
+def start_greenlight(
     args: argparse.Namespace,
     auth: bool,
     work: Path,
@@ -1496,7 +1498,7 @@ def _start_greenlight(
     if with_pas:
         claim_token = client.fetch_token(base, PAS_SCOPE) if client is not None else None
         seed_pas(server, claim_token, seeded)
-    return Instance(server, token, seeded)
+    return Instance(server, token, seeded, home)
 
 
 def _drive(
@@ -1544,7 +1546,7 @@ def _drive(
             instance = instances.get(count)
             if instance is None:
                 label = GREENLIGHT if count is None else f"{GREENLIGHT} ({count:,} topics)"
-                instance = _start_greenlight(
+                instance = start_greenlight(
                     args,
                     auth,
                     round_work,
@@ -1595,7 +1597,7 @@ def _drive(
                         crd_smoke_test(server, load.signer, audience)
                     pair = (instance.server, bare)
                     interleaved = measure_crd_interleaved(
-                        pair, scenario, audience, load, args, base_env
+                        pair, scenario, (audience, audience), load, args, base_env
                     )
                     runs += [
                         replace(run, round=round_number, rounds=args.rounds) for run in interleaved
@@ -1789,18 +1791,27 @@ def stop_all() -> None:
         _SERVERS.pop().stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+@contextlib.contextmanager
+def servers_stopped_on_exit() -> Iterator[None]:
+    """Every started server stopped when the block ends, however it ends (a SIGTERM or SIGHUP
+    meanwhile exits through it: `_on_sigterm`)."""
     previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+        yield
     finally:
         stop_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with servers_stopped_on_exit():
+        try:
+            return run(args)
+        except BenchError as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130

@@ -1,7 +1,7 @@
 """CRD order-sign calls driven in-process through the ASGI app: CPU per call, and callgrind.
 
     python -m bench.inprocess [--calls N] [--warmup N] [--concurrency C] [--bare] [--no-signature]
-        [--perf-control FIFO]
+        [--grow N [--grow-via-http]] [--perf-control FIFO]
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -m bench.inprocess --callgrind
 
 No sockets, no load generator: `--concurrency` coroutines send the bench's order-sign request
@@ -16,8 +16,11 @@ measured calls only, and what depends on wall time rather than on the calls is h
 outbox poll, the WAL checkpoints), so that the instruction count of a build repeats to within
 about 0.5%. `callgrind_annotate callgrind.out.<pid>` then gives the total; divide by `--calls`.
 `--no-signature` skips the ES384 check (in Greenlight only; the bare app is started without keys)
-to look at the rest. With `--perf-control FIFO`, `enable` and `disable` are written to the control
-FIFO of `perf record -D -1 --control fifo:FIFO` around the measured calls (bench/README.md).
+to look at the rest. `--grow N` first stores N Patients (`patient-create`'s body, 500 per
+transaction; with `--grow-via-http` POSTed to the app, `--concurrency` at a time, as the
+`patient-create` scenario sends them), to compare a call on a grown database with a fresh one. With
+`--perf-control FIFO`, `enable` and `disable` are written to the control FIFO of
+`perf record -D -1 --control fifo:FIFO` around the measured calls (bench/README.md).
 This is a benchmark aid, not a test: nothing fails.
 """
 
@@ -33,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +60,22 @@ def _calls(signer: crd.CdsSigner, template: crd.RequestTemplate, count: int) -> 
     return calls
 
 
-async def _call(app: ASGIApp, token: bytes, body: bytes) -> None:
+async def _call(
+    app: ASGIApp,
+    token: bytes,
+    body: bytes,
+    path: str = crd.SERVICE_PATH,
+    content_type: bytes = b"application/json",
+    expected: int = 200,
+) -> None:
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": crd.SERVICE_PATH,
-        "raw_path": crd.SERVICE_PATH.encode("ascii"),
+        "path": path,
+        "raw_path": path.encode("ascii"),
         "query_string": b"",
         "root_path": "",
         "server": (HOST, PORT),
@@ -72,7 +83,7 @@ async def _call(app: ASGIApp, token: bytes, body: bytes) -> None:
         "headers": [
             (b"host", f"{HOST}:{PORT}".encode("ascii")),
             (b"authorization", b"Bearer " + token),
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type),
             (b"content-length", str(len(body)).encode("ascii")),
         ],
     }
@@ -92,16 +103,16 @@ async def _call(app: ASGIApp, token: bytes, body: bytes) -> None:
             statuses.append(int(message["status"]))
 
     await app(scope, receive, send)
-    if statuses != [200]:
-        raise RuntimeError(f"the hook call answered {statuses}")
+    if statuses != [expected]:
+        raise RuntimeError(f"{path} answered {statuses}")
 
 
-async def _drive(app: ASGIApp, calls: list[Call], concurrency: int) -> None:
+async def _drive(app: ASGIApp, calls: list[Call], concurrency: int, **request: Any) -> None:
     queue = iter(calls)
 
     async def client() -> None:
         for token, body in queue:
-            await _call(app, token, body)
+            await _call(app, token, body, **request)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
 
@@ -142,6 +153,44 @@ async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner
     )
 
 
+async def _grow(store: Any, count: int) -> None:
+    """Store `count` Patients, `patient-create`'s body, in transactions of 500."""
+    from bench.scenarios import PATIENT
+
+    started = time.perf_counter()
+    for first in range(0, count, 500):
+        async with store.transaction() as writer:
+            for _ in range(min(500, count - first)):
+                await writer.create(dict(PATIENT))
+    print(f"grown by {count} Patients in {time.perf_counter() - started:.1f} s")
+
+
+async def _grow_via_http(app: ASGIApp, count: int, concurrency: int) -> None:
+    """POST `count` Patients (`patient-create`'s request) to the app, `concurrency` at a time."""
+    from app.auth.tokens import AccessTokens
+    from app.config import get_settings
+    from bench.scenarios import PATIENT_BYTES
+
+    settings = get_settings()
+    tokens = AccessTokens(
+        settings.resolved_token_secret(),
+        issuer=settings.base_url,
+        audience=settings.fhir_base_url,
+        lifetime_seconds=3600,
+    )
+    bearer = tokens.issue("bench", ["system/Patient.c"]).access_token.encode("ascii")
+    started = time.perf_counter()
+    await _drive(
+        app,
+        [(bearer, PATIENT_BYTES)] * count,
+        concurrency,
+        path="/fhir/Patient",
+        content_type=b"application/fhir+json",
+        expected=201,
+    )
+    print(f"grown by {count} Patients over HTTP in {time.perf_counter() - started:.1f} s")
+
+
 async def _greenlight(args: argparse.Namespace, signer: crd.CdsSigner, home: Path) -> None:
     from app.auth import cds_jwt
     from app.config import get_settings
@@ -170,6 +219,10 @@ async def _greenlight(args: argparse.Namespace, signer: crd.CdsSigner, home: Pat
         cds_jwt.__dict__["signature_verifies"] = lambda *_: True
     app = create_app()
     async with app.router.lifespan_context(app):
+        if args.grow and args.grow_via_http:
+            await _grow_via_http(app, args.grow, args.concurrency)
+        elif args.grow:
+            await _grow(app.state.crd.deps.store, args.grow)
         if args.callgrind:  # checkpoints run once per wall-clock second: hold them off
             app.state.crd.deps.store.database.writer.checkpoint_seconds = float("inf")
         await _measure(app, args, signer)
@@ -198,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare", action="store_true", help="the bare app instead of Greenlight")
     parser.add_argument(
         "--no-signature", action="store_true", help="skip the ES384 check (see the docstring)"
+    )
+    parser.add_argument(
+        "--grow", type=int, default=0, metavar="N", help="store N Patients before the calls"
+    )
+    parser.add_argument(
+        "--grow-via-http",
+        action="store_true",
+        help="--grow by POSTing the Patients to the app, as the patient-create scenario does",
     )
     parser.add_argument(
         "--callgrind", action="store_true", help="run under valgrind --tool=callgrind"

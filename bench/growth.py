@@ -1,0 +1,343 @@
+"""Does a CRD call cost more on a grown database? Two Greenlights, one grown, measured in turn.
+
+    python -m bench.growth [--patients N] [--orders N] [--rounds R] [--interleave S]
+        [--warmup S] [--duration S] [--concurrency C] [--output FILE] [--keep]
+
+A payer's server is never fresh, while `python -m bench --fresh-servers` measures new ones. Here
+two Greenlight servers are set up as `python -m bench` sets up its CRD target (SQLite in a
+temporary directory, demo payer loaded, the bench EHR's ES384 key trusted, auth on), and one of
+them is grown through its own APIs: `--patients` Patient creates (`patient-create`'s body, each
+with its own member identifier) and `--orders` `crd-order-sign-new` calls (each a new coverage
+assertion, decision, AuditEvent and `jti` record), `--concurrency` at a time, every answer
+checked. Then `crd-order-sign` drives both in alternating slices (`bench.interleave`: one
+generator, one target at a time), `--rounds` times. Both answer the same calls in each round, so
+only what the grown one holds differs, and both see the same machine: a slow phase of this shared
+machine slows both sides of a slice pair alike.
+
+Reported per round: p50, p99 and server CPU per call of each, grown / fresh, and the medians of
+the ratios, judged against `LIMIT`: a grown server must keep the margin a fresh one has to the
+CRD target of p50 within 1.5x of the bare app (~1.33x measured; 1.33 x 1.1 < 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from bench import crd
+from bench.harness import (
+    HOST,
+    REPO_ROOT,
+    BenchClient,
+    BenchError,
+    CrdLoad,
+    Databases,
+    Instance,
+    Run,
+    clean_env,
+    crd_smoke_test,
+    measure_crd_interleaved,
+    run_load,
+    servers_stopped_on_exit,
+    start_greenlight,
+)
+from bench.loadgen import LoadSpec
+from bench.scenarios import FHIR_JSON, PATIENT, SCENARIOS
+
+#: The grown server's median p50 and CPU per call may be at most this many times the fresh one's.
+LIMIT = 1.1
+GROWN = "greenlight (grown)"
+FRESH = "greenlight (fresh)"
+_MEMBER_ID_SLOT = "GROWTH-MEMBER-ID"
+# Growing is set-up, not measurement: a generous deadline for the generator run that does it.
+_GROWTH_RATE_FLOOR = 50.0
+
+
+@dataclass(frozen=True)
+class Growth:
+    """What the grown server was given before the rounds, and what each database held after."""
+
+    patients: int
+    orders: int
+    seconds: float
+    grown_rows: dict[str, int]
+    fresh_rows: dict[str, int]
+
+
+def patient_requests(host: str, port: int, token: str) -> tuple[bytes, bytes]:
+    """`patient-create`'s request as (head, body) templates: a `%d` Content-Length in the head,
+    a `%b` member identifier in the body (`bench.loadgen`'s pooled requests)."""
+    identifier = {**PATIENT["identifier"][0], "value": _MEMBER_ID_SLOT}
+    raw = orjson.dumps({**PATIENT, "identifier": [identifier]}).replace(b"%", b"%%")
+    body = raw.replace(_MEMBER_ID_SLOT.encode("ascii"), b"%b")
+    lines = [
+        "POST /fhir/Patient HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Accept: {FHIR_JSON}",
+        "User-Agent: greenlight-bench",
+        f"Authorization: Bearer {token}",
+        f"Content-Type: {FHIR_JSON}",
+        "Content-Length: %d",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"), body
+
+
+def _send_all(
+    instance: Instance,
+    what: str,
+    spec: LoadSpec,
+    count: int,
+    env: dict[str, str],
+) -> None:
+    """Run the generator over a pool of `count` requests until it runs out; all must succeed."""
+    result = run_load(spec, env)
+    answered = result.completed_total
+    if result.errors or answered != count:
+        raise BenchError(
+            f"growing {instance.server.name}: {answered:,} of {count:,} {what} answered as "
+            f"expected, errors {result.error_kinds}\n{instance.server.log_tail()}"
+        )
+
+
+def _growth_spec(
+    instance: Instance, pool: Path, head: bytes, body: bytes, head_slots: int, count: int
+) -> LoadSpec:
+    return LoadSpec(
+        host=HOST,
+        port=instance.server.port,
+        request=b"",
+        expected_status=201 if head_slots == 0 else 200,
+        concurrency=16,
+        warmup=0.0,
+        duration=count / _GROWTH_RATE_FLOOR + 60,  # ends when the pool runs out
+        timeout=30.0,
+        pool_path=str(pool),
+        head_template=head,
+        body_template=body,
+        head_slots=head_slots,
+    )
+
+
+def grow(
+    instance: Instance,
+    load: CrdLoad,
+    patients: int,
+    orders: int,
+    work: Path,
+    env: dict[str, str],
+) -> float:
+    """Create `patients` Patients and answer `orders` new orders on `instance`; the seconds."""
+    started = time.monotonic()
+    if patients:
+        assert instance.token is not None
+        head, body = patient_requests(HOST, instance.server.port, instance.token)
+        pool = work / "patients.pool"
+        pool.write_text(
+            "".join(f"GROW-{n:09d}-{secrets.token_hex(4)}\n" for n in range(patients)),
+            encoding="ascii",
+        )
+        print(f"creating {patients:,} Patients on {instance.server.name}", flush=True)
+        spec = _growth_spec(instance, pool, head, body, 0, patients)
+        _send_all(instance, "Patient creates", spec, patients, env)
+    if orders:
+        template = crd.request_template(HOST, instance.server.port, distinct_orders=True)
+        pool = work / "orders.pool"
+        audience = crd.service_url(instance.server.base_url)
+        print(f"signing {orders:,} JWTs for as many new orders", flush=True)
+        crd.write_pool(pool, load.signer, audience, template, orders, lifetime=3600)
+        print(f"answering {orders:,} new orders on {instance.server.name}", flush=True)
+        spec = _growth_spec(instance, pool, template.head, template.body, 1, orders)
+        _send_all(instance, "order-sign calls", spec, orders, env)
+    return time.monotonic() - started
+
+
+def database_rows(instance: Instance) -> dict[str, int]:
+    """Rows a server's SQLite database holds: resources by type, and search-index rows."""
+    connection = sqlite3.connect(f"file:{instance.home / 'bench.db'}?mode=ro", uri=True)
+    try:
+        counted = connection.execute(
+            "SELECT resource_type, count(*) FROM resources GROUP BY resource_type"
+        ).fetchall()
+        (index_rows,) = connection.execute("SELECT count(*) FROM search_index").fetchone()
+    finally:
+        connection.close()
+    return {**{str(kind): int(count) for kind, count in counted}, "search_index": int(index_rows)}
+
+
+def _describe_rows(rows: dict[str, int]) -> str:
+    resources = sum(count for kind, count in rows.items() if kind != "search_index")
+    largest = sorted(
+        ((count, kind) for kind, count in rows.items() if kind != "search_index"), reverse=True
+    )[:3]
+    parts = ", ".join(f"{count:,} {kind}" for count, kind in largest)
+    return f"{resources:,} resources ({parts}...), {rows['search_index']:,} search-index rows"
+
+
+def ratio_rows(runs: list[Run]) -> list[tuple[int, Run, Run]]:
+    """(round, grown run, fresh run) for every round."""
+    by_round: dict[int, dict[str, Run]] = {}
+    for run in runs:
+        by_round.setdefault(run.round, {})[run.target] = run
+    return [(number, pair[GROWN], pair[FRESH]) for number, pair in sorted(by_round.items())]
+
+
+def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
+    """The report: facts, a row per round, the medians and the verdict."""
+    out = ["# Greenlight benchmark: a CRD call on a grown database", ""]
+    out += [f"- **{key}**: {value}" for key, value in facts.items()]
+    out += [
+        f"- **growth**: {growth.patients:,} Patients and {growth.orders:,} new orders in "
+        f"{growth.seconds:.0f}s; after the rounds the grown database held "
+        f"{_describe_rows(growth.grown_rows)}, the fresh one {_describe_rows(growth.fresh_rows)}",
+        "",
+        "| round | grown p50 ms | fresh p50 ms | p50 grown/fresh | grown p99 ms | fresh p99 ms "
+        "| grown CPU ms/call | fresh CPU ms/call | CPU grown/fresh | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    p50_ratios, cpu_ratios = [], []
+    for number, grown, fresh in ratio_rows(runs):
+        p50 = grown.result.p50_ms / fresh.result.p50_ms
+        cpu = grown.server_cpu_ms_per_request / fresh.server_cpu_ms_per_request
+        p50_ratios.append(p50)
+        cpu_ratios.append(cpu)
+        out.append(
+            f"| {number} | {grown.result.p50_ms:.2f} | {fresh.result.p50_ms:.2f} | {p50:.2f}x "
+            f"| {grown.result.p99_ms:.2f} | {fresh.result.p99_ms:.2f} "
+            f"| {grown.server_cpu_ms_per_request:.3f} | {fresh.server_cpu_ms_per_request:.3f} "
+            f"| {cpu:.2f}x | {grown.result.errors + fresh.result.errors} |"
+        )
+    p50_median, cpu_median = statistics.median(p50_ratios), statistics.median(cpu_ratios)
+    met = p50_median <= LIMIT and cpu_median <= LIMIT
+    out += [
+        "",
+        f"Median grown/fresh: p50 **{p50_median:.2f}x**, CPU per call **{cpu_median:.2f}x** "
+        f"(target: both within {LIMIT:g}x): **{'met' if met else 'NOT met'}**.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100_000, help="Patients to create")
+    parser.add_argument("--orders", type=int, default=0, help="new orders to answer (CRD)")
+    parser.add_argument("--rounds", type=int, default=6, help="measured rounds (6)")
+    parser.add_argument("--interleave", type=float, default=1.0, help="slice seconds (1)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target")
+    parser.add_argument("--concurrency", type=int, default=16, help="virtual clients (16)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout seconds")
+    parser.add_argument(
+        "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "crd-growth.md"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.patients < 0 or args.orders < 0 or args.rounds < 1 or args.interleave <= 0:
+        parser.error("--patients and --orders must be >= 0, --rounds >= 1, --interleave > 0")
+    args.workers = 1
+    args.ready_timeout = 60.0
+    return args
+
+
+def _start(
+    args: argparse.Namespace,
+    work: Path,
+    env: dict[str, str],
+    label: str,
+    client: BenchClient,
+    load: CrdLoad,
+    secret: str,
+) -> Instance:
+    return start_greenlight(
+        args,
+        True,
+        work,
+        env,
+        label,
+        client=client,
+        signer=load.signer,
+        secret=secret,
+        topic_count=None,
+        startups=[],
+        databases=Databases(),
+    )
+
+
+def run(args: argparse.Namespace, work: Path) -> str:
+    env = clean_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    secret = secrets.token_urlsafe(48)
+    client = BenchClient.generate()
+    pools = work / "pools"
+    pools.mkdir()
+    load = CrdLoad(crd.CdsSigner.generate("ES384"), pools, {})
+    grown = _start(args, work, env, GROWN, client, load, secret)
+    fresh = _start(args, work, env, FRESH, client, load, secret)
+    seconds = grow(grown, load, args.patients, args.orders, pools, env)
+    print(f"grown in {seconds:.0f}s", flush=True)
+    scenario = SCENARIOS["crd-order-sign"]
+    servers = (grown.server, fresh.server)
+    audiences = (crd.service_url(grown.server.base_url), crd.service_url(fresh.server.base_url))
+    runs: list[Run] = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number}/{args.rounds}", flush=True)
+        for server, audience in zip(servers, audiences, strict=True):
+            crd_smoke_test(server, load.signer, audience)
+        pair = measure_crd_interleaved(servers, scenario, audiences, load, args, env)
+        runs += [replace(run, round=number, rounds=args.rounds) for run in pair]
+    growth = Growth(
+        args.patients,
+        args.orders,
+        seconds,
+        database_rows(grown),
+        database_rows(fresh),
+    )
+    facts = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores",
+        "load": (
+            f"crd-order-sign, {args.concurrency} keep-alive clients, one generator driving the "
+            f"two servers in alternating {args.interleave:g}s slices, {args.warmup:g}s warm-up "
+            f"+ {args.duration:g}s measured each per round, {args.rounds} rounds"
+        ),
+        "command": "python -m bench.growth " + " ".join(sys.argv[1:]),
+    }
+    return render(runs, growth, facts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="greenlight-growth-"))
+    try:
+        with servers_stopped_on_exit():
+            report = run(args, work)
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report, encoding="utf-8")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The grown-database CRD bench (`bench.growth`): its request template, its report, and one
+small run against two real Greenlight servers on loopback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+
+from bench import growth
+from bench.harness import Run
+from bench.loadgen import LoadResult, fill_request
+
+
+def _run(target: str, number: int, p50_ms: float, cpu_s: float) -> Run:
+    result = LoadResult(
+        requests=1000,
+        errors=0,
+        error_kinds={},
+        elapsed_s=10.0,
+        rps=100.0,
+        p50_ms=p50_ms,
+        p90_ms=p50_ms * 1.2,
+        p99_ms=p50_ms * 1.5,
+        max_ms=p50_ms * 2,
+        mean_ms=p50_ms,
+        generator_cpu_s=1.0,
+        completed_total=1000,
+    )
+    return Run("crd-order-sign", target, result, cpu_s, 12.0, round=number, rounds=3)
+
+
+def test_patient_request_template_fills_to_a_patient_with_that_member_id() -> None:
+    head, body = growth.patient_requests("127.0.0.1", 8000, "tok")
+    request = fill_request(head, body, 0, (b"GROW-000000001-ab12cd34",))
+    request_head, _, request_body = request.partition(b"\r\n\r\n")
+    assert request_head.startswith(b"POST /fhir/Patient HTTP/1.1\r\n")
+    assert b"Authorization: Bearer tok" in request_head
+    assert f"Content-Length: {len(request_body)}".encode("ascii") in request_head
+    patient = orjson.loads(request_body)
+    assert patient["resourceType"] == "Patient"
+    assert patient["identifier"][0]["value"] == "GROW-000000001-ab12cd34"
+    assert patient["identifier"][0]["system"] == "http://example.org/payer/member-id"
+
+
+def _count(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    assert found is not None, f"{pattern!r} not in {text!r}"
+    return int(found[1].replace(",", ""))
+
+
+def _growth() -> growth.Growth:
+    rows = {"Patient": 10, "AuditEvent": 5, "search_index": 40}
+    return growth.Growth(10, 0, 1.0, rows, rows)
+
+
+def test_report_gives_each_round_and_judges_the_median_ratios() -> None:
+    runs = [
+        _run(growth.GROWN, 1, 20.0, 1.30),
+        _run(growth.FRESH, 1, 20.0, 1.25),
+        _run(growth.GROWN, 2, 30.0, 1.80),  # one slow round moves the median by one place only
+        _run(growth.FRESH, 2, 20.0, 1.20),
+        _run(growth.GROWN, 3, 21.0, 1.26),
+        _run(growth.FRESH, 3, 20.0, 1.20),
+    ]
+    report = growth.render(runs, _growth(), {"command": "test"})
+    assert report.count("\n| 1 | 20.00 | 20.00 | 1.00x |") == 1
+    assert "| 2 | 30.00 | 20.00 | 1.50x |" in report
+    assert "| 1.800 | 1.200 | 1.50x | 0 |" in report
+    assert "p50 **1.05x**, CPU per call **1.05x**" in report  # medians of 1.00/1.50/1.05, 1.04/..
+    assert "**met**" in report
+    assert "15 resources (10 Patient, 5 AuditEvent...), 40 search-index rows" in report
+
+
+def test_report_says_not_met_when_the_grown_server_is_dearer() -> None:
+    runs = [_run(growth.GROWN, 1, 24.0, 1.5), _run(growth.FRESH, 1, 20.0, 1.2)]
+    report = growth.render(runs, _growth(), {})
+    assert "p50 **1.20x**, CPU per call **1.25x**" in report
+    assert "**NOT met**" in report
+
+
+def test_small_run_grows_one_server_and_measures_both(tmp_path: Path) -> None:
+    output = tmp_path / "growth.md"
+    code = growth.main(
+        [
+            "--patients=60",
+            "--orders=30",
+            "--rounds=1",
+            "--interleave=0.25",
+            "--warmup=0.25",
+            "--duration=0.5",
+            f"--output={output}",
+        ]
+    )
+    assert code == 0
+    report = output.read_text(encoding="utf-8")
+    grown_line = next(line for line in report.splitlines() if line.startswith("- **growth**"))
+    assert "60 Patients and 30 new orders" in grown_line
+    grown, fresh = grown_line.split("the grown database held")[1].split("the fresh one")
+    patients = [_count(r"([\d,]+) Patient", side) for side in (grown, fresh)]
+    assert patients[0] - patients[1] == 60  # both hold the demo payer's and the seed Patients
+    round_rows = [line for line in report.splitlines() if line.startswith("| 1 |")]
+    assert len(round_rows) == 1
+    assert round_rows[0].endswith("| 0 |")  # no errors

@@ -10,7 +10,8 @@ them is grown through its own APIs: `--patients` Patient creates (`patient-creat
 with its own member identifier) and `--orders` `crd-order-sign-new` calls (each a new coverage
 assertion, decision, AuditEvent and `jti` record), `--concurrency` at a time, every answer
 checked. Then `crd-order-sign` drives both in alternating slices (`bench.interleave`: one
-generator, one target at a time), `--rounds` times. Both answer the same calls in each round, so
+generator, one target at a time), `--rounds` times, the grown one first in odd rounds and the
+fresh one in even rounds. Both answer the same calls in each round, so
 only what the grown one holds differs, and both see the same machine: a slow phase of this shared
 machine slows both sides of a slice pair alike.
 
@@ -29,16 +30,12 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from bench import crd
 from bench.harness import (
-    HOST,
     REPO_ROOT,
     BenchClient,
     BenchError,
@@ -48,21 +45,17 @@ from bench.harness import (
     Run,
     clean_env,
     crd_smoke_test,
+    grow,
     measure_crd_interleaved,
-    run_load,
     servers_stopped_on_exit,
     start_greenlight,
 )
-from bench.loadgen import LoadSpec
-from bench.scenarios import FHIR_JSON, PATIENT, SCENARIOS
+from bench.scenarios import SCENARIOS
 
 #: The grown server's median p50 and CPU per call may be at most this many times the fresh one's.
 LIMIT = 1.1
 GROWN = "greenlight (grown)"
 FRESH = "greenlight (fresh)"
-_MEMBER_ID_SLOT = "GROWTH-MEMBER-ID"
-# Growing is set-up, not measurement: a generous deadline for the generator run that does it.
-_GROWTH_RATE_FLOOR = 50.0
 
 
 @dataclass(frozen=True)
@@ -74,93 +67,6 @@ class Growth:
     seconds: float
     grown_rows: dict[str, int]
     fresh_rows: dict[str, int]
-
-
-def patient_requests(host: str, port: int, token: str) -> tuple[bytes, bytes]:
-    """`patient-create`'s request as (head, body) templates: a `%d` Content-Length in the head,
-    a `%b` member identifier in the body (`bench.loadgen`'s pooled requests)."""
-    identifier = {**PATIENT["identifier"][0], "value": _MEMBER_ID_SLOT}
-    raw = orjson.dumps({**PATIENT, "identifier": [identifier]}).replace(b"%", b"%%")
-    body = raw.replace(_MEMBER_ID_SLOT.encode("ascii"), b"%b")
-    lines = [
-        "POST /fhir/Patient HTTP/1.1",
-        f"Host: {host}:{port}",
-        f"Accept: {FHIR_JSON}",
-        "User-Agent: greenlight-bench",
-        f"Authorization: Bearer {token}",
-        f"Content-Type: {FHIR_JSON}",
-        "Content-Length: %d",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"), body
-
-
-def _send_all(
-    instance: Instance,
-    what: str,
-    spec: LoadSpec,
-    count: int,
-    env: dict[str, str],
-) -> None:
-    """Run the generator over a pool of `count` requests until it runs out; all must succeed."""
-    result = run_load(spec, env)
-    answered = result.completed_total
-    if result.errors or answered != count:
-        raise BenchError(
-            f"growing {instance.server.name}: {answered:,} of {count:,} {what} answered as "
-            f"expected, errors {result.error_kinds}\n{instance.server.log_tail()}"
-        )
-
-
-def _growth_spec(
-    instance: Instance, pool: Path, head: bytes, body: bytes, head_slots: int, count: int
-) -> LoadSpec:
-    return LoadSpec(
-        host=HOST,
-        port=instance.server.port,
-        request=b"",
-        expected_status=201 if head_slots == 0 else 200,
-        concurrency=16,
-        warmup=0.0,
-        duration=count / _GROWTH_RATE_FLOOR + 60,  # ends when the pool runs out
-        timeout=30.0,
-        pool_path=str(pool),
-        head_template=head,
-        body_template=body,
-        head_slots=head_slots,
-    )
-
-
-def grow(
-    instance: Instance,
-    load: CrdLoad,
-    patients: int,
-    orders: int,
-    work: Path,
-    env: dict[str, str],
-) -> float:
-    """Create `patients` Patients and answer `orders` new orders on `instance`; the seconds."""
-    started = time.monotonic()
-    if patients:
-        assert instance.token is not None
-        head, body = patient_requests(HOST, instance.server.port, instance.token)
-        pool = work / "patients.pool"
-        pool.write_text(
-            "".join(f"GROW-{n:09d}-{secrets.token_hex(4)}\n" for n in range(patients)),
-            encoding="ascii",
-        )
-        print(f"creating {patients:,} Patients on {instance.server.name}", flush=True)
-        spec = _growth_spec(instance, pool, head, body, 0, patients)
-        _send_all(instance, "Patient creates", spec, patients, env)
-    if orders:
-        template = crd.request_template(HOST, instance.server.port, distinct_orders=True)
-        pool = work / "orders.pool"
-        audience = crd.service_url(instance.server.base_url)
-        print(f"signing {orders:,} JWTs for as many new orders", flush=True)
-        crd.write_pool(pool, load.signer, audience, template, orders, lifetime=3600)
-        print(f"answering {orders:,} new orders on {instance.server.name}", flush=True)
-        spec = _growth_spec(instance, pool, template.head, template.body, 1, orders)
-        _send_all(instance, "order-sign calls", spec, orders, env)
-    return time.monotonic() - started
 
 
 def database_rows(instance: Instance) -> dict[str, int]:
@@ -285,14 +191,16 @@ def run(args: argparse.Namespace, work: Path) -> str:
     load = CrdLoad(crd.CdsSigner.generate("ES384"), pools, {})
     grown = _start(args, work, env, GROWN, client, load, secret)
     fresh = _start(args, work, env, FRESH, client, load, secret)
-    seconds = grow(grown, load, args.patients, args.orders, pools, env)
+    seconds = grow(grown, load.signer, args.patients, args.orders, pools, env)
     print(f"grown in {seconds:.0f}s", flush=True)
     scenario = SCENARIOS["crd-order-sign"]
-    servers = (grown.server, fresh.server)
-    audiences = (crd.service_url(grown.server.base_url), crd.service_url(fresh.server.base_url))
     runs: list[Run] = []
     for number in range(1, args.rounds + 1):
         print(f"round {number}/{args.rounds}", flush=True)
+        # which server takes the first slice alternates: no side always follows the other
+        first, second = (grown, fresh) if number % 2 else (fresh, grown)
+        servers = (first.server, second.server)
+        audiences = (crd.service_url(servers[0].base_url), crd.service_url(servers[1].base_url))
         for server, audience in zip(servers, audiences, strict=True):
             crd_smoke_test(server, load.signer, audience)
         pair = measure_crd_interleaved(servers, scenario, audiences, load, args, env)

@@ -44,13 +44,21 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.devtools.postgres import PostgresCluster, PostgresUnavailableError
 from bench import crd, dtr, pas, topics
 from bench.interleave import InterleavedSpec
 from bench.loadgen import LoadResult, LoadSpec
-from bench.scenarios import DEFAULT_SCENARIOS, PATIENT_BYTES, SCENARIOS, Scenario
+from bench.scenarios import (
+    DEFAULT_SCENARIOS,
+    FHIR_JSON,
+    PATIENT,
+    PATIENT_BYTES,
+    SCENARIOS,
+    Scenario,
+)
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -798,6 +806,104 @@ def measure_pas(
     return measure_pooled(server, scenario, requests, rates, guess, pools, args, env)
 
 
+# --- growing a database before it is measured (--grow-patients, --grow-orders, bench.growth) ---
+
+_MEMBER_ID_SLOT = "GROWTH-MEMBER-ID"
+# Growing is set-up, not measurement: a generous deadline for the generator run that does it.
+_GROWTH_RATE_FLOOR = 50.0
+
+
+def patient_requests(host: str, port: int, token: str) -> tuple[bytes, bytes]:
+    """`patient-create`'s request as (head, body) templates: a `%d` Content-Length in the head,
+    a `%b` member identifier in the body (`bench.loadgen`'s pooled requests)."""
+    identifier = {**PATIENT["identifier"][0], "value": _MEMBER_ID_SLOT}
+    raw = orjson.dumps({**PATIENT, "identifier": [identifier]}).replace(b"%", b"%%")
+    body = raw.replace(_MEMBER_ID_SLOT.encode("ascii"), b"%b")
+    lines = [
+        "POST /fhir/Patient HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Accept: {FHIR_JSON}",
+        "User-Agent: greenlight-bench",
+        f"Authorization: Bearer {token}",
+        f"Content-Type: {FHIR_JSON}",
+        "Content-Length: %d",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"), body
+
+
+def _send_all(
+    instance: Instance,
+    what: str,
+    spec: LoadSpec,
+    count: int,
+    env: dict[str, str],
+) -> None:
+    """Run the generator over a pool of `count` requests until it runs out; all must succeed."""
+    result = run_load(spec, env)
+    answered = result.completed_total
+    if result.errors or answered != count:
+        raise BenchError(
+            f"growing {instance.server.name}: {answered:,} of {count:,} {what} answered as "
+            f"expected, errors {result.error_kinds}\n{instance.server.log_tail()}"
+        )
+
+
+def _growth_spec(
+    instance: Instance, pool: Path, head: bytes, body: bytes, head_slots: int, count: int
+) -> LoadSpec:
+    return LoadSpec(
+        host=HOST,
+        port=instance.server.port,
+        request=b"",
+        expected_status=201 if head_slots == 0 else 200,
+        concurrency=16,
+        warmup=0.0,
+        duration=count / _GROWTH_RATE_FLOOR + 60,  # ends when the pool runs out
+        timeout=30.0,
+        pool_path=str(pool),
+        head_template=head,
+        body_template=body,
+        head_slots=head_slots,
+    )
+
+
+def grow(
+    instance: Instance,
+    signer: crd.CdsSigner | None,
+    patients: int,
+    orders: int,
+    work: Path,
+    env: dict[str, str],
+) -> float:
+    """Create `patients` Patients and answer `orders` new orders on `instance` (`signer` signs
+    their JWTs), through its own APIs, pooled through the load generator; the seconds."""
+    started = time.monotonic()
+    if patients:
+        if instance.token is None:
+            raise BenchError("growing by Patients needs auth on (a bearer token)")
+        head, body = patient_requests(HOST, instance.server.port, instance.token)
+        pool = work / "patients.pool"
+        pool.write_text(
+            "".join(f"GROW-{n:09d}-{secrets.token_hex(4)}\n" for n in range(patients)),
+            encoding="ascii",
+        )
+        print(f"creating {patients:,} Patients on {instance.server.name}", flush=True)
+        spec = _growth_spec(instance, pool, head, body, 0, patients)
+        _send_all(instance, "Patient creates", spec, patients, env)
+    if orders:
+        if signer is None:
+            raise BenchError("growing by new orders needs the bench EHR's key (a crd scenario)")
+        template = crd.request_template(HOST, instance.server.port, distinct_orders=True)
+        pool = work / "orders.pool"
+        audience = crd.service_url(instance.server.base_url)
+        print(f"signing {orders:,} JWTs for as many new orders", flush=True)
+        crd.write_pool(pool, signer, audience, template, orders, lifetime=3600)
+        print(f"answering {orders:,} new orders on {instance.server.name}", flush=True)
+        spec = _growth_spec(instance, pool, template.head, template.body, 1, orders)
+        _send_all(instance, "order-sign calls", spec, orders, env)
+    return time.monotonic() - started
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -1176,6 +1282,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how the bench EHR signs its CDS Hooks JWTs (%(default)s)",
     )
     parser.add_argument(
+        "--grow-patients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before measuring, create N Patients on each Greenlight (patient-create's body, "
+        "each with its own member id): a grown database (bench/README.md, *Growth*)",
+    )
+    parser.add_argument(
+        "--grow-orders",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before measuring, answer N new orders (crd-order-sign-new) on each Greenlight",
+    )
+    parser.add_argument(
         "--ready-timeout",
         type=float,
         default=READY_TIMEOUT,
@@ -1214,6 +1335,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--interleave must be in ({INTERLEAVE_SETTLE:g}, 60] seconds")
     if args.no_auth and any(s.kind == "crd" for s in args.scenario_list):
         parser.error("the crd scenarios need auth on (CDS Hooks JWTs are verified only then)")
+    if args.grow_patients < 0 or args.grow_orders < 0:
+        parser.error("--grow-patients and --grow-orders must be at least 0")
+    if args.grow_patients and args.no_auth:
+        parser.error("--grow-patients needs auth on (the Patients are created with a token)")
+    if args.grow_orders and not any(s.kind == "crd" for s in args.scenario_list):
+        parser.error("--grow-orders needs a crd scenario (the bench EHR's key signs the orders)")
     return args
 
 
@@ -1561,6 +1688,16 @@ def _drive(
                     with_dtr=needs_dtr,
                     with_pas=needs_pas,
                 )
+                if args.grow_patients or args.grow_orders:
+                    seconds = grow(
+                        instance,
+                        signer,
+                        args.grow_patients,
+                        args.grow_orders,
+                        pools,
+                        base_env,
+                    )
+                    print(f"  {instance.server.name} grown in {seconds:.0f}s", flush=True)
                 instances[count] = instance
             if first is None:
                 first = instance
@@ -1770,6 +1907,12 @@ def report(
         facts["topics"] = (
             "per Greenlight instance, a generated rules directory: the shipped topics + "
             "synthetic ones (bench/topics.py)"
+        )
+    if args.grow_patients or args.grow_orders:
+        facts["growth"] = (
+            f"before it was measured, each Greenlight was grown through its own APIs by "
+            f"{args.grow_patients:,} Patients (distinct member ids) and {args.grow_orders:,} new "
+            "orders (crd-order-sign-new calls)"
         )
     facts["command"] = "python -m bench " + " ".join(sys.argv[1:])
     error_kinds = {

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 
 from bench import growth
-from bench.harness import Run
+from bench.harness import Run, parse_args, patient_requests
 from bench.loadgen import LoadResult, fill_request
 
 
@@ -32,7 +33,7 @@ def _run(target: str, number: int, p50_ms: float, cpu_s: float) -> Run:
 
 
 def test_patient_request_template_fills_to_a_patient_with_that_member_id() -> None:
-    head, body = growth.patient_requests("127.0.0.1", 8000, "tok")
+    head, body = patient_requests("127.0.0.1", 8000, "tok")
     request = fill_request(head, body, 0, (b"GROW-000000001-ab12cd34",))
     request_head, _, request_body = request.partition(b"\r\n\r\n")
     assert request_head.startswith(b"POST /fhir/Patient HTTP/1.1\r\n")
@@ -103,3 +104,19 @@ def test_small_run_grows_one_server_and_measures_both(tmp_path: Path) -> None:
     round_rows = [line for line in report.splitlines() if line.startswith("| 1 |")]
     assert len(round_rows) == 1
     assert round_rows[0].endswith("| 0 |")  # no errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenarios=patient-read", "--grow-orders=10"], "--grow-orders needs a crd scenario"),
+        (["--no-auth", "--grow-patients=10"], "--grow-patients needs auth on"),
+        (["--grow-patients=-1"], "must be at least 0"),
+    ],
+)
+def test_bench_refuses_growth_it_cannot_do(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err

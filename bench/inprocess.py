@@ -1,7 +1,7 @@
 """CRD order-sign calls driven in-process through the ASGI app: CPU per call, and callgrind.
 
     python -m bench.inprocess [--calls N] [--warmup N] [--concurrency C] [--bare] [--no-signature]
-        [--grow N [--grow-via-http]] [--perf-control FIFO]
+        [--grow N [--grow-via-http]] [--grow-orders N] [--perf-control FIFO]
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -m bench.inprocess --callgrind
 
 No sockets, no load generator: `--concurrency` coroutines send the bench's order-sign request
@@ -18,7 +18,8 @@ about 0.5%. `callgrind_annotate callgrind.out.<pid>` then gives the total; divid
 `--no-signature` skips the ES384 check (in Greenlight only; the bare app is started without keys)
 to look at the rest. `--grow N` first stores N Patients (`patient-create`'s body, 500 per
 transaction; with `--grow-via-http` POSTed to the app, `--concurrency` at a time, as the
-`patient-create` scenario sends them), to compare a call on a grown database with a fresh one. With
+`patient-create` scenario sends them), and `--grow-orders N` first answers N calls for new
+orders, to compare a call on a grown server with one on a fresh server. With
 `--perf-control FIFO`, `enable` and `disable` are written to the control FIFO of
 `perf record -D -1 --control fifo:FIFO` around the measured calls (bench/README.md).
 This is a benchmark aid, not a test: nothing fails.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -58,6 +60,15 @@ def _calls(signer: crd.CdsSigner, template: crd.RequestTemplate, count: int) -> 
         _head, body = template.fill(token, template.new_values())
         calls.append((token.encode("ascii"), body))
     return calls
+
+
+async def _grow_orders(app: ASGIApp, signer: crd.CdsSigner, count: int, concurrency: int) -> None:
+    """`count` order-sign calls, each for a new order (`crd-order-sign-new`'s request)."""
+    template = crd.request_template(HOST, PORT, distinct_orders=True)
+    started = time.perf_counter()
+    for first in range(0, count, 1000):  # a thousand JWTs at a time: they expire
+        await _drive(app, _calls(signer, template, min(1000, count - first)), concurrency)
+    print(f"grown by {count} new orders in {time.perf_counter() - started:.1f} s")
 
 
 async def _call(
@@ -137,9 +148,11 @@ async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner
         _callgrind("on")
     if args.perf_control:
         _perf(args.perf_control, "enable")
+    collections = [generation["collections"] for generation in gc.get_stats()]
     before = resource.getrusage(resource.RUSAGE_SELF)
     await _drive(app, measured, args.concurrency)
     after = resource.getrusage(resource.RUSAGE_SELF)
+    collections = [g["collections"] - n for g, n in zip(gc.get_stats(), collections, strict=True)]
     if args.callgrind:
         _callgrind("off")
     if args.perf_control:
@@ -149,7 +162,8 @@ async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner
     target = "bare" if args.bare else "greenlight"
     print(
         f"{target}: {args.calls} calls, {args.concurrency} at a time: CPU per call "
-        f"{user + system:.3f} ms (user {user:.3f}, system {system:.3f})"
+        f"{user + system:.3f} ms (user {user:.3f}, system {system:.3f}); garbage collections "
+        f"by generation {collections}, {len(gc.get_objects(2)):,} objects in the oldest"
     )
 
 
@@ -223,6 +237,8 @@ async def _greenlight(args: argparse.Namespace, signer: crd.CdsSigner, home: Pat
             await _grow_via_http(app, args.grow, args.concurrency)
         elif args.grow:
             await _grow(app.state.crd.deps.store, args.grow)
+        if args.grow_orders:
+            await _grow_orders(app, signer, args.grow_orders, args.concurrency)
         if args.callgrind:  # checkpoints run once per wall-clock second: hold them off
             app.state.crd.deps.store.database.writer.checkpoint_seconds = float("inf")
         await _measure(app, args, signer)
@@ -254,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--grow", type=int, default=0, metavar="N", help="store N Patients before the calls"
+    )
+    parser.add_argument(
+        "--grow-orders",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer N calls for new orders (crd-order-sign-new) before the calls",
     )
     parser.add_argument(
         "--grow-via-http",

@@ -6,14 +6,14 @@
 A payer's server is never fresh, while `python -m bench --fresh-servers` measures new ones. Here
 two Greenlight servers are set up as `python -m bench` sets up its CRD target (SQLite in a
 temporary directory, demo payer loaded, the bench EHR's ES384 key trusted, auth on), and one of
-them is grown through its own APIs: `--patients` Patient creates (`patient-create`'s body, each
-with its own member identifier) and `--orders` `crd-order-sign-new` calls (each a new coverage
-assertion, decision, AuditEvent and `jti` record), `--concurrency` at a time, every answer
-checked. Then `crd-order-sign` drives both in alternating slices (`bench.interleave`: one
-generator, one target at a time), `--rounds` times, the grown one first in odd rounds and the
-fresh one in even rounds. Both answer the same calls in each round, so
-only what the grown one holds differs, and both see the same machine: a slow phase of this shared
-machine slows both sides of a slice pair alike.
+them is grown through its own APIs (`bench.harness.grow`): `--patients` Patient creates
+(`patient-create`'s body, each with its own member identifier) and `--orders`
+`crd-order-sign-new` calls (each a new coverage assertion, decision, AuditEvent and `jti`
+record), 16 at a time, every answer checked. Then `crd-order-sign` drives both in alternating
+slices (`bench.interleave`: one generator, one target at a time), `--rounds` times, the grown
+one first in odd rounds and the fresh one in even rounds. Both answer the same calls in each
+round, so only what the grown one holds differs, and both see the same machine: a slow phase of
+this shared machine slows both sides of a slice pair alike.
 
 Reported per round: p50, p99 and server CPU per call of each, grown / fresh, and the medians of
 the ratios, judged against `LIMIT`: a grown server must keep the margin a fresh one has to the
@@ -36,6 +36,7 @@ from pathlib import Path
 
 from bench import crd
 from bench.harness import (
+    INTERLEAVE_SETTLE,
     REPO_ROOT,
     BenchClient,
     BenchError,
@@ -138,8 +139,8 @@ def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--patients", type=int, default=100_000, help="Patients to create")
-    parser.add_argument("--orders", type=int, default=0, help="new orders to answer (CRD)")
-    parser.add_argument("--rounds", type=int, default=6, help="measured rounds (6)")
+    parser.add_argument("--orders", type=int, default=20_000, help="new orders to answer (CRD)")
+    parser.add_argument("--rounds", type=int, default=4, help="measured rounds (4)")
     parser.add_argument("--interleave", type=float, default=1.0, help="slice seconds (1)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target")
@@ -150,8 +151,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    if args.patients < 0 or args.orders < 0 or args.rounds < 1 or args.interleave <= 0:
-        parser.error("--patients and --orders must be >= 0, --rounds >= 1, --interleave > 0")
+    if args.patients < 0 or args.orders < 0 or args.rounds < 1:
+        parser.error("--patients and --orders must be at least 0, --rounds at least 1")
+    if not INTERLEAVE_SETTLE < args.interleave <= 60:
+        parser.error(f"--interleave must be in ({INTERLEAVE_SETTLE:g}, 60] seconds")
     args.workers = 1
     args.ready_timeout = 60.0
     return args

@@ -849,13 +849,16 @@ def _send_all(
 
 
 def _growth_spec(
-    instance: Instance, pool: Path, head: bytes, body: bytes, head_slots: int, count: int
+    instance: Instance, pool: Path, templates: tuple[bytes, bytes, int], status: int, count: int
 ) -> LoadSpec:
+    """A generator run over `count` pooled requests (`templates`: head, body, head slots), each
+    to be answered `status`."""
+    head, body, head_slots = templates
     return LoadSpec(
         host=HOST,
         port=instance.server.port,
         request=b"",
-        expected_status=201 if head_slots == 0 else 200,
+        expected_status=status,
         concurrency=16,
         warmup=0.0,
         duration=count / _GROWTH_RATE_FLOOR + 60,  # ends when the pool runs out
@@ -888,7 +891,7 @@ def grow(
             encoding="ascii",
         )
         print(f"creating {patients:,} Patients on {instance.server.name}", flush=True)
-        spec = _growth_spec(instance, pool, head, body, 0, patients)
+        spec = _growth_spec(instance, pool, (head, body, 0), 201, patients)
         _send_all(instance, "Patient creates", spec, patients, env)
     if orders:
         if signer is None:
@@ -899,7 +902,7 @@ def grow(
         print(f"signing {orders:,} JWTs for as many new orders", flush=True)
         crd.write_pool(pool, signer, audience, template, orders, lifetime=3600)
         print(f"answering {orders:,} new orders on {instance.server.name}", flush=True)
-        spec = _growth_spec(instance, pool, template.head, template.body, 1, orders)
+        spec = _growth_spec(instance, pool, (template.head, template.body, 1), 200, orders)
         _send_all(instance, "order-sign calls", spec, orders, env)
     return time.monotonic() - started
 

@@ -40,12 +40,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 from starlette.types import ASGIApp, Message
 
 from bench import crd
+from bench.scenarios import PATIENT, PATIENT_BYTES
+
+if TYPE_CHECKING:  # app modules are imported once the environment is set (`_greenlight`)
+    from app.store.repository import ResourceStore
 
 HOST, PORT = "127.0.0.1", 9999
 BASE_URL = f"http://{HOST}:{PORT}"
@@ -167,10 +171,8 @@ async def _measure(app: ASGIApp, args: argparse.Namespace, signer: crd.CdsSigner
     )
 
 
-async def _grow(store: Any, count: int) -> None:
+async def _grow(store: ResourceStore, count: int) -> None:
     """Store `count` Patients, `patient-create`'s body, in transactions of 500."""
-    from bench.scenarios import PATIENT
-
     started = time.perf_counter()
     for first in range(0, count, 500):
         async with store.transaction() as writer:
@@ -183,7 +185,6 @@ async def _grow_via_http(app: ASGIApp, count: int, concurrency: int) -> None:
     """POST `count` Patients (`patient-create`'s request) to the app, `concurrency` at a time."""
     from app.auth.tokens import AccessTokens
     from app.config import get_settings
-    from bench.scenarios import PATIENT_BYTES
 
     settings = get_settings()
     tokens = AccessTokens(

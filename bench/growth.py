@@ -1,7 +1,7 @@
 """Does a CRD call cost more on a grown database? Two Greenlights, one grown, measured in turn.
 
     python -m bench.growth [--patients N] [--orders N] [--rounds R] [--interleave S]
-        [--warmup S] [--duration S] [--concurrency C] [--output FILE] [--keep]
+        [--warmup S] [--duration S] [--concurrency C] [--restart] [--output FILE] [--keep]
 
 A payer's server is never fresh, while `python -m bench --fresh-servers` measures new ones. Here
 two Greenlight servers are set up as `python -m bench` sets up its CRD target (SQLite in a
@@ -13,11 +13,15 @@ record), 16 at a time, every answer checked. Then `crd-order-sign` drives both i
 slices (`bench.interleave`: one generator, one target at a time), `--rounds` times, the grown
 one first in odd rounds and the fresh one in even rounds. Both answer the same calls in each
 round, so only what the grown one holds differs, and both see the same machine: a slow phase of
-this shared machine slows both sides of a slice pair alike.
+this shared machine slows both sides of a slice pair alike. With `--restart` both servers are
+restarted after the growth (same command, port and database), so that the two processes are new
+and only their databases differ: it tells what a grown database costs from what a long-lived
+process costs.
 
-Reported per round: p50, p99 and server CPU per call of each, grown / fresh, and the medians of
-the ratios, judged against `LIMIT`: a grown server must keep the margin a fresh one has to the
-CRD target of p50 within 1.5x of the bare app (~1.33x measured; 1.33 x 1.1 < 1.5).
+Reported per round: p50, p99 and server CPU per call of each, grown / fresh; then the medians
+of the ratios, judged against `LIMIT` (a grown server must keep the margin a fresh one has to
+the CRD target of p50 within 1.5x of the bare app: ~1.33x measured, 1.33 x 1.1 < 1.5), and each
+server's resident memory and database and WAL file sizes after the rounds.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from bench.harness import (
     Run,
     clean_env,
     crd_smoke_test,
+    group_rss_mb,
     grow,
     measure_crd_interleaved,
     servers_stopped_on_exit,
@@ -68,6 +73,38 @@ class Growth:
     seconds: float
     grown_rows: dict[str, int]
     fresh_rows: dict[str, int]
+    restarted: bool
+    grown_footprint: Footprint
+    fresh_footprint: Footprint
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A server's resident memory and its SQLite files' sizes, after the rounds."""
+
+    rss_mb: float
+    database_mb: float
+    wal_mb: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.rss_mb:.0f} MB resident, database {self.database_mb:.0f} MB, "
+            f"WAL {self.wal_mb:.0f} MB"
+        )
+
+
+def footprint(instance: Instance) -> Footprint:
+    """`instance`'s resident memory (its process group) and database and WAL file sizes."""
+
+    def megabytes(path: Path) -> float:
+        return path.stat().st_size / 1e6 if path.exists() else 0.0
+
+    database = instance.home / "bench.db"
+    return Footprint(
+        group_rss_mb(instance.server.process.pid),
+        megabytes(database),
+        megabytes(database.with_name(database.name + "-wal")),
+    )
 
 
 def database_rows(instance: Instance) -> dict[str, int]:
@@ -102,12 +139,19 @@ def ratio_rows(runs: list[Run]) -> list[tuple[int, Run, Run]]:
 
 def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
     """The report: facts, a row per round, the medians and the verdict."""
+    processes = (
+        "both servers restarted after the growth (new processes on the databases as they were left)"
+        if growth.restarted
+        else "the processes that served the growth"
+    )
     out = ["# Greenlight benchmark: a CRD call on a grown database", ""]
     out += [f"- **{key}**: {value}" for key, value in facts.items()]
     out += [
         f"- **growth**: {growth.patients:,} Patients and {growth.orders:,} new orders in "
         f"{growth.seconds:.0f}s; after the rounds the grown database held "
         f"{_describe_rows(growth.grown_rows)}, the fresh one {_describe_rows(growth.fresh_rows)}",
+        f"- **processes**: {processes}, after the rounds: grown "
+        f"{growth.grown_footprint.describe()}; fresh {growth.fresh_footprint.describe()}",
         "",
         "| round | grown p50 ms | fresh p50 ms | p50 grown/fresh | grown p99 ms | fresh p99 ms "
         "| grown CPU ms/call | fresh CPU ms/call | CPU grown/fresh | errors |",
@@ -150,6 +194,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "crd-growth.md"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="restart both servers after the growth: only the databases differ, not the processes",
+    )
     args = parser.parse_args(argv)
     if args.patients < 0 or args.orders < 0 or args.rounds < 1:
         parser.error("--patients and --orders must be at least 0, --rounds at least 1")
@@ -196,6 +245,10 @@ def run(args: argparse.Namespace, work: Path) -> str:
     fresh = _start(args, work, env, FRESH, client, load, secret)
     seconds = grow(grown, load.signer, args.patients, args.orders, pools, env)
     print(f"grown in {seconds:.0f}s", flush=True)
+    if args.restart:
+        for instance in (grown, fresh):
+            print(f"restarting {instance.server.name}", flush=True)
+            instance.server.restart("/fhir/metadata", args.ready_timeout)
     scenario = SCENARIOS["crd-order-sign"]
     runs: list[Run] = []
     for number in range(1, args.rounds + 1):
@@ -214,6 +267,9 @@ def run(args: argparse.Namespace, work: Path) -> str:
         seconds,
         database_rows(grown),
         database_rows(fresh),
+        args.restart,
+        footprint(grown),
+        footprint(fresh),
     )
     facts = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -126,6 +126,9 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
 
     @property
     def base_url(self) -> str:
@@ -143,6 +146,22 @@ class Server:
 
     def stop(self) -> None:
         stop_process_group(self.process)
+
+    def restart(self, ready_path: str, timeout: float = READY_TIMEOUT) -> None:
+        """Stop the process and start the same command again (same port, environment, log),
+        then wait until `ready_path` answers: a new process on whatever the old one left."""
+        self.stop()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_ready(self, ready_path, timeout)
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
@@ -173,7 +192,7 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(name, port, process, log_path)
+    server = Server(name, port, process, log_path, command, env, cwd)
     _SERVERS.append(server)
     return server
 

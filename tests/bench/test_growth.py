@@ -53,7 +53,9 @@ def _count(pattern: str, text: str) -> int:
 
 def _growth() -> growth.Growth:
     rows = {"Patient": 10, "AuditEvent": 5, "search_index": 40}
-    return growth.Growth(10, 0, 1.0, rows, rows)
+    grown = growth.Footprint(rss_mb=180.4, database_mb=150.2, wal_mb=280.0)
+    fresh = growth.Footprint(rss_mb=120.0, database_mb=6.0, wal_mb=4.1)
+    return growth.Growth(10, 0, 1.0, rows, rows, False, grown, fresh)
 
 
 def test_report_gives_each_round_and_judges_the_median_ratios() -> None:
@@ -72,6 +74,10 @@ def test_report_gives_each_round_and_judges_the_median_ratios() -> None:
     assert "p50 **1.05x**, CPU per call **1.05x**" in report  # medians of 1.00/1.50/1.05, 1.04/..
     assert "**met**" in report
     assert "15 resources (10 Patient, 5 AuditEvent...), 40 search-index rows" in report
+    assert (
+        "the processes that served the growth, after the rounds: grown 180 MB resident, "
+        "database 150 MB, WAL 280 MB; fresh 120 MB resident, database 6 MB, WAL 4 MB"
+    ) in report
 
 
 def test_report_says_not_met_when_the_grown_server_is_dearer() -> None:
@@ -81,7 +87,7 @@ def test_report_says_not_met_when_the_grown_server_is_dearer() -> None:
     assert "**NOT met**" in report
 
 
-def test_small_run_grows_one_server_and_measures_both(tmp_path: Path) -> None:
+def test_small_run_grows_one_server_restarts_both_and_measures_both(tmp_path: Path) -> None:
     output = tmp_path / "growth.md"
     code = growth.main(
         [
@@ -91,6 +97,7 @@ def test_small_run_grows_one_server_and_measures_both(tmp_path: Path) -> None:
             "--interleave=0.25",
             "--warmup=0.25",
             "--duration=0.5",
+            "--restart",
             f"--output={output}",
         ]
     )
@@ -103,7 +110,11 @@ def test_small_run_grows_one_server_and_measures_both(tmp_path: Path) -> None:
     assert patients[0] - patients[1] == 60  # both hold the demo payer's and the seed Patients
     round_rows = [line for line in report.splitlines() if line.startswith("| 1 |")]
     assert len(round_rows) == 1
-    assert round_rows[0].endswith("| 0 |")  # no errors
+    assert round_rows[0].endswith("| 0 |")  # no errors: the restarted servers answered
+    processes = next(line for line in report.splitlines() if line.startswith("- **processes**"))
+    assert "both servers restarted after the growth" in processes
+    resident = [_count(r"([\d,]+) MB resident", side) for side in processes.split("; fresh")]
+    assert all(megabytes > 20 for megabytes in resident)  # a live Python server each
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bench.loadgen import pooled_head
+
 # The shared fixtures sit next to the repository (as for the tests: `tests/conftest.py`).
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE = (
@@ -228,15 +230,7 @@ def request_template(host: str, port: int, *, distinct_orders: bool) -> RequestT
         if marker in raw:
             found.append((raw.index(marker), placeholder))
             raw = raw.replace(marker, b"%b")
-    head = (
-        f"POST {SERVICE_PATH} HTTP/1.1\r\n"
-        f"Host: {host}:{port}\r\n"
-        "Accept: application/json\r\n"
-        "User-Agent: greenlight-bench\r\n"
-        "Authorization: Bearer %b\r\n"
-        "Content-Type: application/json\r\n"
-        "Content-Length: %d\r\n\r\n"
-    ).encode("ascii")
+    head = pooled_head(SERVICE_PATH, host, port, "%b", "application/json")  # the JWT: a slot
     return RequestTemplate(head, raw, tuple(name for _, name in sorted(found)))
 
 

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from app.devtools.postgres import PostgresCluster, PostgresUnavailableError
 from bench import crd, dtr, pas, topics
 from bench.interleave import InterleavedSpec
-from bench.loadgen import LoadResult, LoadSpec
+from bench.loadgen import LoadResult, LoadSpec, pooled_head
 from bench.scenarios import (
     DEFAULT_SCENARIOS,
     FHIR_JSON,
@@ -151,16 +151,7 @@ class Server:
         """Stop the process and start the same command again (same port, environment, log),
         then wait until `ready_path` answers: a new process on whatever the old one left."""
         self.stop()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = _spawn(self.command, self.env, self.cwd, self.log_path, append=True)
         wait_ready(self, ready_path, timeout)
 
 
@@ -182,8 +173,18 @@ def start_server(
     name: str, command: list[str], port: int, env: dict[str, str], cwd: Path, logs: Path
 ) -> Server:
     log_path = logs / f"{_slug(name)}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+    process = _spawn(command, env, cwd, log_path, append=False)
+    server = Server(name, port, process, log_path, command, env, cwd)
+    _SERVERS.append(server)
+    return server
+
+
+def _spawn(
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path, *, append: bool
+) -> subprocess.Popen[bytes]:
+    """`command` in a session of its own, its output to `log_path` (appended, or a new log)."""
+    with open(log_path, "ab" if append else "wb") as log:
+        return subprocess.Popen(
             command,
             cwd=cwd,
             env=env,
@@ -192,9 +193,6 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(name, port, process, log_path, command, env, cwd)
-    _SERVERS.append(server)
-    return server
 
 
 def _slug(name: str) -> str:
@@ -838,16 +836,7 @@ def patient_requests(host: str, port: int, token: str) -> tuple[bytes, bytes]:
     identifier = {**PATIENT["identifier"][0], "value": _MEMBER_ID_SLOT}
     raw = orjson.dumps({**PATIENT, "identifier": [identifier]}).replace(b"%", b"%%")
     body = raw.replace(_MEMBER_ID_SLOT.encode("ascii"), b"%b")
-    lines = [
-        "POST /fhir/Patient HTTP/1.1",
-        f"Host: {host}:{port}",
-        f"Accept: {FHIR_JSON}",
-        "User-Agent: greenlight-bench",
-        f"Authorization: Bearer {token}",
-        f"Content-Type: {FHIR_JSON}",
-        "Content-Length: %d",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"), body
+    return pooled_head("/fhir/Patient", host, port, token, FHIR_JSON), body
 
 
 def _send_all(

@@ -71,6 +71,24 @@ class LoadSpec:
 _BYTES_FIELDS = ("request", "head_template", "body_template")
 
 
+def pooled_head(
+    path: str, host: str, port: int, authorization: str | None, media_type: str
+) -> bytes:
+    """The head template of a pooled POST: `Content-Length: %d` for `fill_request`, and the
+    bearer credential as given (a token, `%b` for a slot that each pool line fills, or None for
+    no Authorization header)."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Accept: {media_type}",
+        "User-Agent: greenlight-bench",
+    ]
+    if authorization is not None:
+        lines.append(f"Authorization: Bearer {authorization}")
+    lines += [f"Content-Type: {media_type}", "Content-Length: %d"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
 def fill_request(
     head_template: bytes, body_template: bytes, head_slots: int, values: tuple[bytes, ...]
 ) -> bytes:

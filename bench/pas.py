@@ -26,6 +26,7 @@ import orjson
 
 from app.pas.variants import variant
 from bench.crd import SHARED
+from bench.loadgen import pooled_head
 
 KIT = SHARED / "fixtures" / "inferno" / "davinci-pas-test-kit"
 FIXTURE = KIT / "extracted" / "v201" / "approval_pa_submit_request_payload.json"
@@ -101,16 +102,7 @@ def request_template(host: str, port: int, token: str | None) -> RequestTemplate
             raise PasError(f"{placeholder} appears {raw.count(marker)} times in the body")
         found.append((raw.index(marker), placeholder))
         raw = raw.replace(marker, b"%b")
-    lines = [
-        f"POST {SUBMIT_PATH} HTTP/1.1",
-        f"Host: {host}:{port}",
-        f"Accept: {FHIR_JSON}",
-        "User-Agent: greenlight-bench",
-    ]
-    if token is not None:
-        lines.append(f"Authorization: Bearer {token}")
-    lines += [f"Content-Type: {FHIR_JSON}", "Content-Length: %d"]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    head = pooled_head(SUBMIT_PATH, host, port, token, FHIR_JSON)
     return RequestTemplate(head, raw, tuple(name for _, name in sorted(found)))
 
 

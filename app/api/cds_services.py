@@ -49,7 +49,9 @@ async def call_service(request: Request) -> Response:
     caller = await verifier.verify(
         request.headers.get("authorization"), cds_services_url(settings, service_id)
     )
-    hook_request = parse_hook_request(await request.body(), service.hook)
     responder: CrdResponder = request.app.state.crd
-    body = await responder.respond(service, hook_request, caller)
-    return Response(body, media_type="application/json")
+    # The parsed request is passed on, not kept: `record` waits holding the answer only.
+    answer = await responder.answer(
+        service, parse_hook_request(await request.body(), service.hook), caller
+    )
+    return Response(await responder.record(answer), media_type="application/json")

@@ -71,19 +71,21 @@ def _details(entity: dict[str, Any]) -> dict[str, Any]:
 @ONLY_THE_EHR_IS_MOCKED
 def test_every_hook_call_and_its_response_is_logged(crd: CrdServer, inferno_ehr: HTTPXMock) -> None:
     """Each call of each hook leaves an AuditEvent naming the hook, its hookInstance, the caller
-    and the patient, and holding the response exactly as the caller received it."""
+    and the patient, and holding the response exactly as the caller received it; the event is
+    committed before the response is sent (read from another connection as each answer comes)."""
     sent: dict[str, tuple[str, dict[str, Any]]] = {}
+    logged = {}
     for hook, (service, fixture) in HOOK_FIXTURES.items():
         for body in inferno_bodies(fixture):
             body = fresh(body)
             response = crd.call(service, body)
             assert response.status_code == 200
             sent[body["hookInstance"]] = (hook, response.json())
-    logged = {}
-    for event in _audit_events(crd.server.settings.database_url):
-        entity = _call_entity(event)
-        if entity is not None:
-            logged[_details(entity)["hookInstance"]] = (event, _details(entity))
+            for event in _audit_events(crd.server.settings.database_url):
+                entity = _call_entity(event)
+                if entity is not None:
+                    logged[_details(entity)["hookInstance"]] = (event, _details(entity))
+            assert body["hookInstance"] in logged, "answered before its AuditEvent was committed"
     for instance, (hook, answered) in sent.items():
         event, details = logged[instance]
         assert details["hook"] == hook and details["response"] == answered

@@ -13,7 +13,8 @@ assertion, cards, system actions and the audit record.
   apart is unidentified for the same technical reason, not absent.
 - One coverage assertion per coverage holds every order's decision (resp-32); a repeated call
   with the same inputs reuses it (resp-36). Every call is recorded as an AuditEvent holding the
-  hookInstance and the response as sent (CRD found-37).
+  hookInstance and the response as sent (CRD found-37): `answer` builds both, `record` stores
+  the event and only then gives the body to send.
 - Cards about some of the orders name them in `detail` (CRD dev-24).
 - Where the payer's member record knows more than the EHR's Coverage, or the EHR has no
   Coverage but the patient is a member found by demographics, a Create or update coverage
@@ -207,11 +208,11 @@ class CrdResponder:
     async def record(self, answer: HookAnswer) -> bytes:
         """The answer's body, once its AuditEvent is committed.
 
-        A call spends most of its life waiting here for the COMMIT it shares with its batch;
-        it holds only the answer meanwhile: the request's object tree (prefetch, orders,
-        membership, the response as built) was freed when `answer` returned, while still in
-        the CPU's caches, rather than by the dozen after the COMMIT (measured: about 8% of the
-        in-process CPU of a CRD call, bench/results/crd.md, session 13).
+        While it waits for the COMMIT it shares with the other calls of its batch, a call
+        holds only its answer: the request's objects (prefetch, orders, membership, the
+        response as built) were freed when `answer` returned, not after the COMMIT together
+        with every other call's. Measured in-process: 8-9% less CPU per call than with the
+        request held through the wait (`bench/results/crd.md`, *Session 13*).
         """
         await self.deps.store.create_alone(answer.audit_event)
         return answer.body

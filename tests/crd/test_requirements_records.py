@@ -84,7 +84,8 @@ def test_every_hook_call_and_its_response_is_logged(crd: CrdServer, inferno_ehr:
             for event in _audit_events(crd.server.settings.database_url):
                 entity = _call_entity(event)
                 if entity is not None:
-                    logged[_details(entity)["hookInstance"]] = (event, _details(entity))
+                    details = _details(entity)
+                    logged[details["hookInstance"]] = (event, details)
             assert body["hookInstance"] in logged, "answered before its AuditEvent was committed"
     for instance, (hook, answered) in sent.items():
         event, details = logged[instance]

@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.store.migrate import upgrade_database
+    from app.tls import TlsConfigError, tls_files
 
     if args.demo:
         import os
@@ -34,6 +35,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     elif args.no_auth:
         print("--no-auth is allowed only with --demo", file=sys.stderr)
         return 2
+    try:
+        tls = tls_files(settings)
+    except TlsConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     upgrade_database(settings.database_url)
     uvicorn.run(
         "app.main:create_app",
@@ -45,6 +51,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=args.access_log,
         http="httptools",
         loop="uvloop",
+        ssl_certfile=None if tls is None else str(tls.certificate),
+        ssl_keyfile=None if tls is None else str(tls.key),
     )
     return 0
 

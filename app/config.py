@@ -96,6 +96,14 @@ class Settings(BaseSettings):
         "generation less often (app/long_lived.py); off only where one process builds many apps "
         "(the tests)",
     )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain `greenlight serve` speaks HTTPS with (with "
+        "`tls_key_file`; none: plain HTTP, TLS left to a proxy; app/tls.py)",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of `tls_cert_file` (unencrypted)"
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10000)

@@ -1,0 +1,267 @@
+"""CRD sec-2: communications between CRD clients and CRD servers use TLS. `greenlight serve`
+given a certificate and its key (`GREENLIGHT_TLS_CERT_FILE`, `GREENLIGHT_TLS_KEY_FILE`) answers
+CDS Hooks over HTTPS only: proven against the real command, as a process on a loopback port, with
+a certificate made here (a test authority and a server certificate for 127.0.0.1). Settings that
+cannot be served with stop the command before it starts, naming the setting (app/tls.py).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from app import cli
+from app.config import Settings, get_settings
+from app.devtools.postgres import free_port
+from app.tls import CERT_SETTING, KEY_SETTING, TlsConfigError, tls_files
+from tests.auth.smart_client import JwksHost
+from tests.conftest import FHIR_PACKAGES, DatabaseFactory, SettingsFactory
+from tests.crd.conftest import CrdServer, crd_payer
+from tests.crd.hook_requests import order_sign
+from tests.crd.requirement_helpers import GOLD_MEMBER, coverage_by_order
+from tests.support.live_server import LiveServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A test authority and a server certificate for 127.0.0.1 it signed, as PEM files:
+    (authority certificate, server certificate, server key)."""
+    now = datetime.now(UTC)
+    authority_key = ec.generate_private_key(ec.SECP256R1())
+    authority = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Greenlight test authority"))
+        .issuer_name(_name("Greenlight test authority"))
+        .public_key(authority_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(authority_key.public_key()), critical=False
+        )
+        .sign(authority_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(authority.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key.public_key()),
+            critical=False,
+        )
+        .sign(authority_key, hashes.SHA256())
+    )
+    paths = (directory / "authority.pem", directory / "server.pem", directory / "server-key.pem")
+    paths[0].write_bytes(authority.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(_pem_key(server_key))
+    return paths
+
+
+def _environment(settings: Settings, **values: str) -> dict[str, str]:
+    """The process environment of `greenlight serve` on `settings`' database and CDS clients,
+    without any `GREENLIGHT_*` value of the test's own environment."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    assert settings.cds_clients is not None and settings.token_secret is not None
+    return {
+        **inherited,
+        "GREENLIGHT_DATABASE_URL": settings.database_url,
+        "GREENLIGHT_DATA_DIR": str(settings.data_dir),
+        "GREENLIGHT_IG_PACKAGES": str(FHIR_PACKAGES),
+        "GREENLIGHT_CDS_CLIENTS": settings.cds_clients,
+        "GREENLIGHT_TOKEN_SECRET": settings.token_secret,
+        "GREENLIGHT_LOG_LEVEL": "warning",
+        **{f"GREENLIGHT_{name.upper()}": value for name, value in values.items()},
+    }
+
+
+@contextmanager
+def _serving(port: int, environment: dict[str, str], trust: ssl.SSLContext) -> Iterator[str]:
+    """`greenlight serve` on `port` until the block ends; yields its https base URL once it
+    answers discovery."""
+    base = f"https://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/cds-services", verify=trust, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                assert process.stderr is not None
+                pytest.fail(f"greenlight serve exited: {process.stderr.read().decode()[-2000:]}")
+            assert time.monotonic() < deadline, "greenlight serve did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.mark.requirement("CRD", "sec-2")
+def test_greenlight_serve_answers_cds_hooks_over_tls_only(
+    tmp_path: Path,
+    jwks_host: JwksHost,
+    new_database_url: DatabaseFactory,
+    make_settings: SettingsFactory,
+) -> None:
+    """Over HTTPS, verified against the test authority: discovery lists every service and a
+    signed order-sign call (its JWT addressed to the https service URL) is answered with the
+    lumbar MRI's coverage information. A plain-HTTP request to the same port gets no HTTP answer."""
+    authority, certificate, key = _certificates(tmp_path)
+    payer = crd_payer(jwks_host, make_settings, new_database_url("sqlite"))
+    port = free_port()
+    environment = _environment(
+        payer.settings,
+        base_url=f"https://127.0.0.1:{port}",
+        tls_cert_file=str(certificate),
+        tls_key_file=str(key),
+    )
+    trust = ssl.create_default_context(cafile=str(authority))
+    with _serving(port, environment, trust) as base:
+        discovery = httpx.get(f"{base}/cds-services", verify=trust, timeout=10).json()
+        assert len(discovery["services"]) == 6
+        crd = CrdServer(LiveServer(payer.settings, base), payer.issuer, payer.jwks_url, payer.key)
+        body = order_sign(GOLD_MEMBER, "72148", fhir_server=False)
+        with httpx.Client(base_url=base, verify=trust, timeout=30) as client:
+            answered = client.post(
+                "/cds-services/order-sign-crd",
+                json=body,
+                headers={"Authorization": f"Bearer {crd.jwt('order-sign-crd')}"},
+            )
+            assert answered.status_code == 200, answered.text
+            assert answered.url.scheme == "https"
+        (parts,) = coverage_by_order(answered.json())["ServiceRequest/servreq-g0180-1"]
+        assert parts["covered"] == ["covered"] and parts["pa-needed"] == ["auth-needed"]
+        with pytest.raises(httpx.TransportError):  # no cleartext service on the port
+            httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=5)
+        with pytest.raises(httpx.ConnectError):  # and the certificate is what is trusted
+            httpx.get(f"{base}/cds-services", verify=ssl.create_default_context(), timeout=5)
+
+
+def _settings(make_settings: SettingsFactory, **overrides: object) -> Settings:
+    return make_settings("sqlite+aiosqlite:///unused.db", **overrides)
+
+
+def test_tls_needs_both_files_an_https_base_and_a_matching_pair(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
+    authority, certificate, key = _certificates(tmp_path)
+    assert tls_files(_settings(make_settings)) is None  # TLS left to a proxy
+    https = {"base_url": "https://payer.example.org"}
+    files = tls_files(
+        _settings(make_settings, tls_cert_file=certificate, tls_key_file=key, **https)
+    )
+    assert files is not None and (files.certificate, files.key) == (certificate, key)
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"tls_cert_file": certificate}, f"{KEY_SETTING} is not set"),
+        ({"tls_key_file": key}, f"{CERT_SETTING} is not set"),
+        (
+            {
+                "tls_cert_file": certificate,
+                "tls_key_file": key,
+                "base_url": "http://payer.example.org",
+            },
+            "GREENLIGHT_BASE_URL must start with https://",
+        ),
+        (
+            {"tls_cert_file": tmp_path / "absent.pem", "tls_key_file": key},
+            f"{CERT_SETTING}: cannot read",
+        ),
+        (  # the authority's certificate with the server's key: not a pair
+            {"tls_cert_file": authority, "tls_key_file": key},
+            "do not load as a PEM certificate chain",
+        ),
+        ({"tls_cert_file": key, "tls_key_file": key}, "do not load as a PEM certificate chain"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(TlsConfigError, match=message):
+            tls_files(_settings(make_settings, **{**https, **overrides}))
+
+
+def test_greenlight_serve_refuses_to_start_on_a_broken_tls_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command exits with status 2 and the setting named, before touching the database."""
+    _authority, certificate, _key = _certificates(tmp_path)
+    database = tmp_path / "never-created.db"
+    for name in [k for k in os.environ if k.startswith("GREENLIGHT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GREENLIGHT_DATABASE_URL", f"sqlite+aiosqlite:///{database}")
+    monkeypatch.setenv("GREENLIGHT_BASE_URL", "https://payer.example.org")
+    monkeypatch.setenv("GREENLIGHT_TLS_CERT_FILE", str(certificate))
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["serve", "--port", str(free_port())]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert f"error: {KEY_SETTING} is not set" in capsys.readouterr().err
+    assert not database.exists()

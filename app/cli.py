@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.store.migrate import upgrade_database
-    from app.tls import TlsConfigError, tls_files
+    from app.tls import TlsConfigError, server_context, tls_files
 
     if args.demo:
         import os
@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         loop="uvloop",
         ssl_certfile=None if tls is None else str(tls.certificate),
         ssl_keyfile=None if tls is None else str(tls.key),
+        ssl_context_factory=None if tls is None else server_context,
     )
     return 0
 

@@ -6,6 +6,10 @@ sets neither file. Otherwise `GREENLIGHT_TLS_CERT_FILE` (PEM: the server certifi
 intermediates) and `GREENLIGHT_TLS_KEY_FILE` (its PEM private key, unencrypted) make the server
 itself speak HTTPS only: a plain-HTTP request to its port gets no answer.
 
+Whatever the system's OpenSSL configuration would allow, the server refuses protocol versions
+below TLS 1.2 (HRex's exchange security; CRD sec-3): `server_context` is uvicorn's SSL context
+factory.
+
 The pair is checked before the server starts, so that a mistake stops it with the setting named
 rather than failing every handshake later: both files or neither, each readable, the key
 matching the certificate, and a public base URL (`GREENLIGHT_BASE_URL`) in `https://`, since
@@ -15,11 +19,14 @@ CDS Hooks JWTs are addressed (`aud`) to the service URL under that base.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings
 
+#: the oldest protocol version served (HRex: TLS 1.2 or later)
+MINIMUM_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 CERT_SETTING = "GREENLIGHT_TLS_CERT_FILE"
 KEY_SETTING = "GREENLIGHT_TLS_KEY_FILE"
 
@@ -71,3 +78,12 @@ def tls_files(settings: Settings) -> TlsFiles | None:
             f"unencrypted private key ({exc.reason or exc})"
         ) from None
     return TlsFiles(certificate, key)
+
+
+def server_context(_config: object, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's SSL context for the configured files (`default`), never below
+    `MINIMUM_TLS_VERSION` (uvicorn's `ssl_context_factory`)."""
+    context = default()
+    if context.minimum_version < MINIMUM_TLS_VERSION:
+        context.minimum_version = MINIMUM_TLS_VERSION
+    return context

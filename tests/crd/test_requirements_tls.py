@@ -1,19 +1,23 @@
 """CRD sec-2: communications between CRD clients and CRD servers use TLS. `greenlight serve`
 given a certificate and its key (`GREENLIGHT_TLS_CERT_FILE`, `GREENLIGHT_TLS_KEY_FILE`) answers
 CDS Hooks over HTTPS only: proven against the real command, as a process on a loopback port, with
-a certificate made here (a test authority and a server certificate for 127.0.0.1). Settings that
-cannot be served with stop the command before it starts, naming the setting (app/tls.py).
+a certificate made here (a test authority and a server certificate for 127.0.0.1), and never
+below TLS 1.2 (CRD sec-3, HRex's minimum). Settings that cannot be served with stop the command
+before it starts, naming the setting (app/tls.py).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -28,10 +32,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from app import cli
 from app.config import Settings, get_settings
 from app.devtools.postgres import free_port
-from app.tls import CERT_SETTING, KEY_SETTING, TlsConfigError, tls_files
+from app.tls import (
+    CERT_SETTING,
+    KEY_SETTING,
+    MINIMUM_TLS_VERSION,
+    TlsConfigError,
+    server_context,
+    tls_files,
+)
 from tests.auth.smart_client import JwksHost
 from tests.conftest import FHIR_PACKAGES, DatabaseFactory, SettingsFactory
-from tests.crd.conftest import CrdServer, crd_payer
+from tests.crd.conftest import CrdPayer, CrdServer, crd_payer
 from tests.crd.hook_requests import order_sign
 from tests.crd.requirement_helpers import GOLD_MEMBER, coverage_by_order
 from tests.support.live_server import LiveServer
@@ -175,17 +186,28 @@ def _serving(port: int, environment: dict[str, str], trust: ssl.SSLContext) -> I
             process.stderr.close()
 
 
-@pytest.mark.requirement("CRD", "sec-2")
-def test_greenlight_serve_answers_cds_hooks_over_tls_only(
-    tmp_path: Path,
+@dataclass(frozen=True)
+class HttpsPayer:
+    """`greenlight serve` over HTTPS on the demo payer: its base URL and port, the CDS client
+    it trusts, and the test authority that signed its certificate."""
+
+    base: str
+    port: int
+    payer: CrdPayer
+    authority: Path
+
+    def trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.authority))
+
+
+@pytest.fixture(scope="module")
+def https_payer(
+    tmp_path_factory: pytest.TempPathFactory,
     jwks_host: JwksHost,
     new_database_url: DatabaseFactory,
     make_settings: SettingsFactory,
-) -> None:
-    """Over HTTPS, verified against the test authority: discovery lists every service and a
-    signed order-sign call (its JWT addressed to the https service URL) is answered with the
-    lumbar MRI's coverage information. A plain-HTTP request to the same port gets no HTTP answer."""
-    authority, certificate, key = _certificates(tmp_path)
+) -> Iterator[HttpsPayer]:
+    authority, certificate, key = _certificates(tmp_path_factory.mktemp("tls"))
     payer = crd_payer(jwks_host, make_settings, new_database_url("sqlite"))
     port = free_port()
     environment = _environment(
@@ -196,24 +218,85 @@ def test_greenlight_serve_answers_cds_hooks_over_tls_only(
     )
     trust = ssl.create_default_context(cafile=str(authority))
     with _serving(port, environment, trust) as base:
-        discovery = httpx.get(f"{base}/cds-services", verify=trust, timeout=10).json()
-        assert len(discovery["services"]) == 6
-        crd = CrdServer(LiveServer(payer.settings, base), payer.issuer, payer.jwks_url, payer.key)
-        body = order_sign(GOLD_MEMBER, "72148", fhir_server=False)
-        with httpx.Client(base_url=base, verify=trust, timeout=30) as client:
-            answered = client.post(
-                "/cds-services/order-sign-crd",
-                json=body,
-                headers={"Authorization": f"Bearer {crd.jwt('order-sign-crd')}"},
-            )
-            assert answered.status_code == 200, answered.text
-            assert answered.url.scheme == "https"
-        (parts,) = coverage_by_order(answered.json())["ServiceRequest/servreq-g0180-1"]
-        assert parts["covered"] == ["covered"] and parts["pa-needed"] == ["auth-needed"]
-        with pytest.raises(httpx.TransportError):  # no cleartext service on the port
-            httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=5)
-        with pytest.raises(httpx.ConnectError):  # and the certificate is what is trusted
-            httpx.get(f"{base}/cds-services", verify=ssl.create_default_context(), timeout=5)
+        yield HttpsPayer(base, port, payer, authority)
+
+
+@pytest.mark.requirement("CRD", "sec-2")
+def test_greenlight_serve_answers_cds_hooks_over_tls_only(https_payer: HttpsPayer) -> None:
+    """Over HTTPS, verified against the test authority: discovery lists every service and a
+    signed order-sign call (its JWT addressed to the https service URL) is answered with the
+    lumbar MRI's coverage information. A plain-HTTP request to the same port gets no HTTP answer."""
+    base, payer, trust = https_payer.base, https_payer.payer, https_payer.trust()
+    discovery = httpx.get(f"{base}/cds-services", verify=trust, timeout=10).json()
+    assert len(discovery["services"]) == 6
+    crd = CrdServer(LiveServer(payer.settings, base), payer.issuer, payer.jwks_url, payer.key)
+    body = order_sign(GOLD_MEMBER, "72148", fhir_server=False)
+    with httpx.Client(base_url=base, verify=trust, timeout=30) as client:
+        answered = client.post(
+            "/cds-services/order-sign-crd",
+            json=body,
+            headers={"Authorization": f"Bearer {crd.jwt('order-sign-crd')}"},
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.url.scheme == "https"
+    (parts,) = coverage_by_order(answered.json())["ServiceRequest/servreq-g0180-1"]
+    assert parts["covered"] == ["covered"] and parts["pa-needed"] == ["auth-needed"]
+    with pytest.raises(httpx.TransportError):  # no cleartext service on the port
+        httpx.get(f"http://127.0.0.1:{https_payer.port}/cds-services", timeout=5)
+    with pytest.raises(httpx.ConnectError):  # and the certificate is what is trusted
+        httpx.get(f"{base}/cds-services", verify=ssl.create_default_context(), timeout=5)
+
+
+def _handshake(port: int, authority: Path, newest: ssl.TLSVersion) -> str:
+    """The protocol version a client offering versions up to `newest` (down to TLS 1.0, at
+    OpenSSL security level 0 so that it really offers them) gets from the server on `port`, or
+    the reason the handshake failed."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(authority)
+    client.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0 and 1.1, on purpose
+        client.minimum_version = ssl.TLSVersion.TLSv1
+        client.maximum_version = newest
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            return str(tls.version())
+    except ssl.SSLError as exc:
+        return str(exc.reason)
+
+
+@pytest.mark.requirement("CRD", "sec-3")
+def test_greenlight_serve_refuses_tls_older_than_1_2(https_payer: HttpsPayer) -> None:
+    """HRex's minimum, enforced by the server itself: the same client, offering at most TLS 1.1
+    (or 1.0), has its handshake refused, and offering TLS 1.2 or 1.3 is served. The context
+    factory raises the floor whatever the default context would accept."""
+    port, authority = https_payer.port, https_payer.authority
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
+    for version in old:  # refused during the handshake (uvloop closes without an alert)
+        refusal = _handshake(port, authority, version)
+        assert refusal in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNEXPECTED_EOF_WHILE_READING")
+    assert _handshake(port, authority, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert _handshake(port, authority, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+
+    def permissive() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        return context
+
+    def tls_13_only() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        return context
+
+    assert server_context(None, permissive).minimum_version == MINIMUM_TLS_VERSION
+    assert server_context(None, tls_13_only).minimum_version == ssl.TLSVersion.TLSv1_3
 
 
 def _settings(make_settings: SettingsFactory, **overrides: object) -> Settings:

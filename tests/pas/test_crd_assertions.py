@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from app.pas.variants import variant
+from app.pas.variants import variant, with_service
 from tests.conftest import INFERNO_FIXTURES
 from tests.crd.hook_requests import coverage_information
 from tests.pas.conftest import PasServer, kit_bundle, review_actions
@@ -150,9 +150,7 @@ def test_crd_guidance_is_what_pas_adjudication_decides(
     PAS decides each request afresh: its order carries no CRD assertion to honour."""
     approval = kit_bundle("2.0.1", "approval_pa_submit_request_payload")
     bundle = (
-        _with_order(approval, _resource(approval, "ServiceRequest"), OFFICE_VISIT)
-        if name == "office-visit"
-        else variant(name, approval)
+        with_service(approval, OFFICE_VISIT) if name == "office-visit" else variant(name, approval)
     )
     _resource(bundle, "ServiceRequest").pop("extension", None)  # no CRD assertion to honour
     response = pas.submit(bundle)

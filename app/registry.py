@@ -137,14 +137,18 @@ def _subject_and_patient(path: str = "subject") -> tuple[SearchParam, ...]:
 
 
 def _spec(
-    type_: str, *params: SearchParam, identifier: bool = True, status: bool = True
+    type_: str,
+    *params: SearchParam,
+    identifier: bool = True,
+    status: bool = True,
+    interactions: tuple[Interaction, ...] = STANDARD_INTERACTIONS,
 ) -> ResourceSpec:
     common: list[SearchParam] = []
     if identifier:
         common.append(_identifier())
     if status:
         common.append(_status(type_))
-    return ResourceSpec(type_, (*common, *params))
+    return ResourceSpec(type_, (*common, *params), interactions)
 
 
 RESOURCES: tuple[ResourceSpec, ...] = (
@@ -206,6 +210,8 @@ RESOURCES: tuple[ResourceSpec, ...] = (
         _ref("patient", "entity.what.reference", target="Patient"),
         identifier=False,
         status=False,
+        # the audit trail is append-only (`app.store.audit_log`)
+        interactions=("read", "vread", "create", "search-type", "history-instance"),
     ),
 )
 

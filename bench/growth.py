@@ -108,16 +108,21 @@ def footprint(instance: Instance) -> Footprint:
 
 
 def database_rows(instance: Instance) -> dict[str, int]:
-    """Rows a server's SQLite database holds: resources by type, and search-index rows."""
+    """Rows a server's SQLite database holds: resources by type (AuditEvents in their own table),
+    and search-index rows."""
     connection = sqlite3.connect(f"file:{instance.home / 'bench.db'}?mode=ro", uri=True)
     try:
         counted = connection.execute(
-            "SELECT resource_type, count(*) FROM resources GROUP BY resource_type"
+            "SELECT resource_type, count(*) FROM resources GROUP BY resource_type "
+            "UNION ALL SELECT 'AuditEvent', count(*) FROM audit_events"
         ).fetchall()
         (index_rows,) = connection.execute("SELECT count(*) FROM search_index").fetchone()
     finally:
         connection.close()
-    return {**{str(kind): int(count) for kind, count in counted}, "search_index": int(index_rows)}
+    rows: dict[str, int] = {}
+    for kind, count in counted:
+        rows[str(kind)] = rows.get(str(kind), 0) + int(count)
+    return {**rows, "search_index": int(index_rows)}
 
 
 def _describe_rows(rows: dict[str, int]) -> str:

@@ -42,7 +42,8 @@ from app.rules.orders import order_codings
 from app.rules.topic import CRD_TEMP, Reason
 from app.store.assertions import AssertionStore, CoverageAssertion, OrderDecision
 from app.store.ids import new_row_id
-from app.store.repository import ResourceStore, now_us
+from app.store.repository import ResourceStore
+from app.store.stored import now_us
 from cds_hooks import cards
 from cds_hooks.audit import hook_audit_event
 from cds_hooks.coverage_information import (

@@ -23,18 +23,41 @@ from app.fhir.models import check_resource, parse_json_body
 from app.fhir.negotiation import check_body_media_type, negotiate
 from app.fhir.outcomes import FhirError
 from app.pas.codes import BASE_PATHS
-from app.registry import ResourceSpec
-from app.store.repository import SearchPage, StoredResource, parse_if_match
+from app.registry import Interaction, ResourceSpec
+from app.store.repository import parse_if_match
 from app.store.search import parse_search, unknown_parameter_issue
+from app.store.stored import SearchPage, StoredResource
 
 router = APIRouter(prefix="/fhir")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-def _spec(svc: Services, resource_type: str) -> ResourceSpec:
+_METHODS = {
+    "read": "GET",
+    "vread": "GET",
+    "search-type": "GET",
+    "history-instance": "GET",
+    "create": "POST",
+    "update": "PUT",
+    "delete": "DELETE",
+}
+
+
+def _spec(svc: Services, resource_type: str, interaction: Interaction) -> ResourceSpec:
+    """The registry's entry for `resource_type`; 404 when not served, 405 when it does not
+    allow `interaction` (AuditEvents are never updated or deleted)."""
     spec = svc.registry.resource(resource_type)
     if spec is not None:
+        if interaction not in spec.interactions:
+            allowed = sorted({_METHODS[name] for name in spec.interactions})
+            raise FhirError.single(
+                405,
+                "not-supported",
+                f"{resource_type} does not allow {interaction}",
+                resource_type,
+                headers={"Allow": ", ".join(allowed)},
+            )
         return spec
     if model_class(resource_type) is not None:
         raise FhirError.single(
@@ -87,7 +110,7 @@ async def _guard(request: Request, resource_type: str, interaction: str) -> None
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "read")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "read")
     negotiated = negotiate(request)
     _check_id(resource_id, resource_type)
     stored = await svc.store.read(resource_type, resource_id)
@@ -102,7 +125,7 @@ async def vread(
 ) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "vread")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "vread")
     negotiated = negotiate(request)
     _check_id(resource_id, resource_type)
     if not version_id.isdigit():
@@ -128,7 +151,7 @@ for _base in sorted({path for path in BASE_PATHS.values() if path != router.pref
 async def history(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "history-instance")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "history-instance")
     negotiated = negotiate(request)
     _check_id(resource_id, resource_type)
     versions = await svc.store.history(resource_type, resource_id)
@@ -167,7 +190,7 @@ async def history(request: Request, resource_type: str, resource_id: str) -> Res
 async def create(request: Request, resource_type: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "create")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "create")
     negotiate(request)
     resource = await _body(request, resource_type)
     async with svc.store.transaction() as tx:
@@ -179,7 +202,7 @@ async def create(request: Request, resource_type: str) -> Response:
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "update")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "update")
     negotiate(request)
     _check_id(resource_id, resource_type)
     if_match = parse_if_match(request.headers.get("if-match"))
@@ -205,7 +228,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "delete")
-    _spec(svc, resource_type)
+    _spec(svc, resource_type, "delete")
     negotiate(request)
     _check_id(resource_id, resource_type)
     if_match = parse_if_match(request.headers.get("if-match"))
@@ -219,7 +242,7 @@ async def delete(request: Request, resource_type: str, resource_id: str) -> Resp
 async def search(request: Request, resource_type: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "search-type")
-    spec = _spec(svc, resource_type)
+    spec = _spec(svc, resource_type, "search-type")
     return await _search(request, svc, spec, list(request.query_params.multi_items()))
 
 
@@ -227,7 +250,7 @@ async def search(request: Request, resource_type: str) -> Response:
 async def search_post(request: Request, resource_type: str) -> Response:
     svc = services(request)
     await _guard(request, resource_type, "search-type")
-    spec = _spec(svc, resource_type)
+    spec = _spec(svc, resource_type, "search-type")
     content_type = request.headers.get("content-type", "")
     params = list(request.query_params.multi_items())
     if content_type.startswith("application/x-www-form-urlencoded"):

@@ -23,7 +23,8 @@ from app.fhir.negotiation import check_body_media_type, negotiate
 from app.pas.codes import BASE_PATHS, PAS_TOPIC, PAS_VERSIONS, PasVersion, fhir_base
 from app.pas.subscription_store import SubscriptionService
 from app.registry import REGISTRY, OperationSpec
-from app.store.repository import StoredResource, parse_if_match
+from app.store.repository import parse_if_match
+from app.store.stored import StoredResource
 
 router = APIRouter()
 

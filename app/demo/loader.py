@@ -27,7 +27,8 @@ from app.dtr.content import content_for
 from app.fhir.models import check_resource
 from app.registry import REGISTRY
 from app.store.db import create_database
-from app.store.repository import ResourceStore, StoredResource
+from app.store.repository import ResourceStore
+from app.store.stored import StoredResource
 
 Outcome = Literal["created", "updated", "unchanged"]
 OUTCOMES: tuple[Outcome, ...] = ("created", "updated", "unchanged")

@@ -41,7 +41,8 @@ from app.pas.codes import PasVersion, fhir_base
 from app.pas.subscriptions import Channel, notification_bundle
 from app.registry import Registry
 from app.store.db import Database, SqlConnection
-from app.store.repository import ResourceWriter, now_us
+from app.store.repository import ResourceWriter
+from app.store.stored import now_us
 from app.store.tables import pas_outbox, pas_subscriptions
 
 log = logging.getLogger("greenlight.outbox")

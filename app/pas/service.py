@@ -54,7 +54,8 @@ from app.pas.response import (
 from app.pas.subscriptions import matches, notification_bundle
 from app.pas.update_flags import check_update_flags
 from app.store.db import SqlConnection
-from app.store.repository import ResourceStore, ResourceWriter, now_us
+from app.store.repository import ResourceStore, ResourceWriter
+from app.store.stored import now_us
 from app.store.tables import pas_request_keys, pas_requests, pas_subscriptions
 from app.um.cases import ReviewCase, insert_case, locked_case, record_decision
 from app.um.deadlines import due_time

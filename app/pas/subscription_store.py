@@ -20,7 +20,8 @@ from app.fhir.validation.policy import PAS_V201, PAS_V221, check_inbound
 from app.pas.codes import PAS_SUBSCRIPTION, PasVersion, fhir_base
 from app.pas.outbox import DROPPED, PENDING, enqueue
 from app.pas.subscriptions import Channel, notification_bundle, parse_channel, status_bundle
-from app.store.repository import ResourceStore, ResourceWriter, StoredResource, new_id, now_us
+from app.store.repository import ResourceStore, ResourceWriter, new_id
+from app.store.stored import StoredResource, now_us
 from app.store.tables import pas_outbox, pas_subscriptions
 
 _PREFER = {"2.0.1": PAS_V201, "2.2.1": PAS_V221}

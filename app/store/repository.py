@@ -7,11 +7,8 @@ Domain code receives `StoredResource` values (JSON bytes plus version metadata),
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -33,14 +30,36 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.fhir.outcomes import FhirError, gone, not_found
 from app.registry import Registry
+from app.store.audit_log import AUDIT_EVENT, AuditLog, check_served, event_rows, insert_event
 from app.store.db import Database, SqlConnection
 from app.store.ids import new_row_id
 from app.store.indexing import index_entries
 from app.store.lookup_cache import LookupCache
-from app.store.row_writes import insert_alone, row_write, run_write, run_write_many
-from app.store.search import DateCriterion, IndexCriterion, SearchQuery, ValueMatch
+from app.store.row_writes import (
+    Row,
+    RowWrite,
+    insert_alone,
+    row_write,
+    run_write,
+    run_write_many,
+)
+from app.store.search import IndexCriterion, SearchQuery, ValueMatch
+from app.store.search_sql import date_condition
 from app.store.sqlite_writer import LoopConnection, SqliteWriteEngine
-from app.store.tables import resource_versions, resources, search_index
+from app.store.stored import (
+    SearchPage,
+    StoredResource,
+    format_instant,
+    now_us,
+    stored_from_row,
+)
+from app.store.tables import (
+    audit_event_patients,
+    audit_events,
+    resource_versions,
+    resources,
+    search_index,
+)
 
 # Built once (`app.store.row_writes`): raw SQL on the SQLite write connection, the SQLAlchemy
 # statement on PostgreSQL (the write hot path).
@@ -70,49 +89,6 @@ _NEXT_VERSION = row_write(
         body=bindparam("body"),
     )
 )
-
-
-@dataclass(frozen=True)
-class StoredResource:
-    """One version of a resource as stored: its JSON bytes (None when deleted) and metadata."""
-
-    resource_type: str
-    id: str
-    version_id: int
-    last_updated_us: int
-    deleted: bool
-    body: bytes | None
-
-    @property
-    def last_updated(self) -> str:
-        return format_instant(self.last_updated_us)
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version_id}"'
-
-    def json(self) -> dict[str, Any]:
-        if self.body is None:
-            raise ValueError(f"{self.resource_type}/{self.id} has no body (deleted)")
-        loaded: dict[str, Any] = orjson.loads(self.body)
-        return loaded
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    total: int
-    items: Sequence[StoredResource]
-
-
-def now_us() -> int:
-    """The current time in epoch microseconds, at millisecond precision (as `meta.lastUpdated`):
-    the clock `datetime.now` reads, without building a datetime."""
-    return time.time_ns() // 1_000_000 * 1_000
-
-
-def format_instant(epoch_us: int) -> str:
-    moment = datetime.fromtimestamp(epoch_us / 1_000_000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -154,13 +130,6 @@ def _index_rows(
     ]
 
 
-def _row_to_stored(resource_type: str, resource_id: str, row: Any) -> StoredResource:
-    body = row.body.encode("utf-8") if row.body is not None else None
-    return StoredResource(
-        resource_type, resource_id, row.version_id, row.last_updated_us, bool(row.deleted), body
-    )
-
-
 def _row_values(stored: StoredResource) -> dict[str, Any]:
     """The columns of a `resources` / `resource_versions` row holding `stored`."""
     return {
@@ -171,6 +140,17 @@ def _row_values(stored: StoredResource) -> dict[str, Any]:
         "deleted": stored.deleted,
         "body": None if stored.body is None else stored.body.decode("utf-8"),
     }
+
+
+def _immutable(resource_type: str, resource_id: str) -> FhirError:
+    """AuditEvents are never changed (`app.store.audit_log`)."""
+    return FhirError.single(
+        405,
+        "not-supported",
+        f"{resource_type}/{resource_id} cannot be changed: the audit trail is append-only",
+        resource_type,
+        headers={"Allow": "GET"},
+    )
 
 
 def _changed_concurrently(current: StoredResource) -> FhirError:
@@ -225,7 +205,7 @@ class ResourceWriter:
         row = (
             await self._conn.execute(_CURRENT_ROW_LOCKED, {"t": resource_type, "i": resource_id})
         ).first()
-        return None if row is None else _row_to_stored(resource_type, resource_id, row)
+        return None if row is None else stored_from_row(resource_type, resource_id, row)
 
     async def create(
         self, resource: dict[str, Any], resource_id: str | None = None
@@ -234,6 +214,10 @@ class ResourceWriter:
         resource_type = resource["resourceType"]
         rid = resource_id or new_id()
         stored = _first_version(resource, rid)
+        if resource_type == AUDIT_EVENT:
+            self._wrote(resource_type)
+            await insert_event(self._conn, self._registry.resource(resource_type), stored, resource)
+            return stored
         try:
             await run_write(self._conn, _INSERT_RESOURCE, _row_values(stored))
         except IntegrityError:
@@ -248,6 +232,8 @@ class ResourceWriter:
     ) -> tuple[StoredResource, bool]:
         """Store a new version (or create it when absent); returns (stored, created)."""
         resource_type = resource["resourceType"]
+        if resource_type == AUDIT_EVENT:
+            raise _immutable(resource_type, resource_id)
         current = await self.current(resource_type, resource_id)
         _check_if_match(current, if_match)
         if current is None:
@@ -259,6 +245,8 @@ class ResourceWriter:
         self, resource_type: str, resource_id: str, if_match: int | None = None
     ) -> StoredResource | None:
         """Mark deleted as a new version; None when there was nothing to delete."""
+        if resource_type == AUDIT_EVENT:
+            raise _immutable(resource_type, resource_id)
         current = await self.current(resource_type, resource_id)
         _check_if_match(current, if_match)
         if current is None or current.deleted:
@@ -294,12 +282,16 @@ class ResourceWriter:
         await self._index(current.resource_type, current.id, resource, new=False)
         return StoredResource(current.resource_type, current.id, version, stamp, body is None, body)
 
+    def _wrote(self, resource_type: str) -> None:
+        """Note a write of `resource_type` for `SqliteWriteEngine.freshness`."""
+        if isinstance(self._conn, LoopConnection):
+            self._conn.wrote(resource_type)
+
     async def _index(
         self, resource_type: str, resource_id: str, resource: dict[str, Any] | None, *, new: bool
     ) -> None:
         """The search index rows of the resource's new content (replacing the old ones)."""
-        if isinstance(self._conn, LoopConnection):  # every write of a resource passes here
-            self._conn.wrote(resource_type)
+        self._wrote(resource_type)  # every write of a resource passes here
         if not new:
             await run_write(
                 self._conn, _DELETE_INDEX, {"w_type": resource_type, "w_id": resource_id}
@@ -336,22 +328,6 @@ def _index_condition(resource_type: str, criterion: IndexCriterion) -> ColumnEle
             or_(*(_value_condition(m) for m in criterion.alternatives)),
         )
     )
-
-
-def _date_condition(criterion: DateCriterion) -> ColumnElement[bool]:
-    column = resources.c.last_updated_us
-    low, high = criterion.low_us, criterion.high_us
-    conditions: dict[str, ColumnElement[bool]] = {
-        "eq": and_(column >= low, column < high),
-        "ne": or_(column < low, column >= high),
-        "gt": column >= high,
-        "sa": column >= high,
-        "lt": column < low,
-        "eb": column < low,
-        "ge": column >= low,
-        "le": column < high,
-    }
-    return conditions[criterion.prefix]
 
 
 class _PointRow(NamedTuple):
@@ -444,6 +420,10 @@ class ResourceStore:
         self.database = database
         self.registry = registry
         self._token_lookups: LookupCache[tuple[StoredResource, ...]] = LookupCache()
+        self._audit_log = AuditLog(database)
+        audit_spec = registry.resource(AUDIT_EVENT)
+        if audit_spec is not None:
+            check_served(audit_spec)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ResourceWriter]:
@@ -459,16 +439,21 @@ class ResourceStore:
         rows of the batch).
         """
         stored = _first_version(resource, new_id())
-        index = _index_rows(self.registry, stored.resource_type, stored.id, resource)
-        await insert_alone(
-            self.database.writer,
-            [(_INSERT_RESOURCE, [_row_values(stored)]), (_INSERT_INDEX, index)],
-            (stored.resource_type,),
-        )
+        if stored.resource_type == AUDIT_EVENT:
+            spec = self.registry.resource(AUDIT_EVENT)
+            rows: list[tuple[RowWrite, Sequence[Row]]] = event_rows(spec, stored, resource)
+        else:
+            index = _index_rows(self.registry, stored.resource_type, stored.id, resource)
+            rows = [(_INSERT_RESOURCE, [_row_values(stored)]), (_INSERT_INDEX, index)]
+        await insert_alone(self.database.writer, rows, (stored.resource_type,))
         return stored
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; 404 when unknown, 410 when deleted."""
+        if resource_type == AUDIT_EVENT:
+            event = await self._audit_log.event(resource_id)
+            if event is not None:
+                return event  # else perhaps deleted before migration 0005 (`audit_log`)
         point = self.database.point_reader
         if point is not None:
             fast = point.current(resource_type, resource_id)
@@ -480,12 +465,16 @@ class ResourceStore:
                 ).first()
         if row is None:
             raise not_found(resource_type, resource_id)
-        stored = _row_to_stored(resource_type, resource_id, row)
+        stored = stored_from_row(resource_type, resource_id, row)
         if stored.deleted:
             raise gone(resource_type, resource_id)
         return stored
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        if resource_type == AUDIT_EVENT:
+            event = await self._audit_log.event(resource_id)
+            if event is not None and event.version_id == version_id:
+                return event  # else perhaps superseded before migration 0005 (`audit_log`)
         point = self.database.point_reader
         if point is not None:
             fast = point.version(resource_type, resource_id, version_id)
@@ -504,7 +493,7 @@ class ResourceStore:
                 f"{resource_type}/{resource_id} has no version {version_id}",
                 f"{resource_type}.meta.versionId",
             )
-        stored = _row_to_stored(resource_type, resource_id, row)
+        stored = stored_from_row(resource_type, resource_id, row)
         if stored.deleted:
             raise gone(resource_type, resource_id)
         return stored
@@ -514,6 +503,8 @@ class ResourceStore:
     ) -> list[StoredResource]:
         """Live resources whose token parameter `param` has `value` (any system), oldest first:
         the one indexed query behind hot lookups such as a member id (`search` does more)."""
+        if resource_type == AUDIT_EVENT:
+            raise ValueError("AuditEvents are not in the search index: use search()")
         point, writer = self.database.point_reader, self.database.writer
         if point is not None and isinstance(writer, SqliteWriteEngine):
             key = (resource_type, param, value, limit)
@@ -523,7 +514,7 @@ class ResourceStore:
                 return list(kept)
             found = point.rows(_BY_INDEXED_VALUE_SQL, key)
             answer = tuple(
-                _row_to_stored(resource_type, row[0], _PointRow(*row[1:])) for row in found
+                stored_from_row(resource_type, row[0], _PointRow(*row[1:])) for row in found
             )
             if stamp is not None:
                 self._token_lookups.put(key, stamp, answer)
@@ -534,24 +525,30 @@ class ResourceStore:
                     _BY_TOKEN, {"t": resource_type, "p": param, "v": value, "n": limit}
                 )
             ).all()
-        return [_row_to_stored(resource_type, row.id, row) for row in rows]
+        return [stored_from_row(resource_type, row.id, row) for row in rows]
 
     async def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
         """Every version, newest first; 404 when the resource never existed."""
         async with self.database.reader.connect() as conn:
             rows = (await conn.execute(_HISTORY_ROWS, {"t": resource_type, "i": resource_id})).all()
-        if not rows:
+        versions = [stored_from_row(resource_type, resource_id, row) for row in rows]
+        if resource_type == AUDIT_EVENT:  # older versions from before migration 0005, if any
+            event = await self._audit_log.event(resource_id)
+            versions = ([] if event is None else [event]) + versions
+        if not versions:
             raise not_found(resource_type, resource_id)
-        return [_row_to_stored(resource_type, resource_id, row) for row in rows]
+        return versions
 
     async def search(self, query: SearchQuery) -> SearchPage:
+        if query.resource_type == AUDIT_EVENT:
+            return await self._audit_log.search(query)
         conditions: list[ColumnElement[bool]] = [
             resources.c.resource_type == query.resource_type,
             resources.c.deleted.is_(False),
         ]
         conditions.extend(resources.c.id.in_(ids) for ids in query.ids)
         conditions.extend(_index_condition(query.resource_type, c) for c in query.index)
-        conditions.extend(_date_condition(c) for c in query.dates)
+        conditions.extend(date_condition(resources.c.last_updated_us, c) for c in query.dates)
         async with self.database.reader.connect() as conn:
             total = (
                 await conn.execute(select(func.count()).select_from(resources).where(*conditions))
@@ -573,7 +570,9 @@ class ResourceStore:
                     .offset(query.offset)
                 )
             ).all()
-        return SearchPage(total, [_row_to_stored(query.resource_type, row.id, row) for row in rows])
+        return SearchPage(
+            total, [stored_from_row(query.resource_type, row.id, row) for row in rows]
+        )
 
     async def count_rows(self) -> dict[str, int]:
         """Row counts of every table (used to prove that a failed request wrote nothing)."""
@@ -582,5 +581,11 @@ class ResourceStore:
                 table.name: (
                     await conn.execute(select(func.count()).select_from(table))
                 ).scalar_one()
-                for table in (resources, resource_versions, search_index)
+                for table in (
+                    resources,
+                    resource_versions,
+                    search_index,
+                    audit_events,
+                    audit_event_patients,
+                )
             }

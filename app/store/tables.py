@@ -3,7 +3,8 @@
 `resources` holds the current version of each resource, `resource_versions` every superseded
 version (vread and history read both: migration 0004), `search_index` one row per indexed value
 of a search parameter, and `used_assertion_ids` the client-assertion `jti`s seen by the token
-endpoint (replay defence).
+endpoint (replay defence). AuditEvents live apart, in `audit_events` and `audit_event_patients`
+(`app.store.audit_log`, migration 0005).
 """
 
 from __future__ import annotations
@@ -59,6 +60,29 @@ search_index = Table(
     Column("value", String(1024), nullable=False),
     Index("ix_search_lookup", "resource_type", "param", "value"),
     Index("ix_search_owner", "resource_type", "resource_id"),
+)
+
+# AuditEvents (immutable: never updated or deleted) in a table of their own, one row per event,
+# and the patients each names (the registry's one AuditEvent search parameter, `patient`): four
+# B-trees per event where `resources` and `search_index` took six, for the busiest writer of
+# all (every CDS Hooks call is audited). Rows of 8 KB overflow a WITHOUT ROWID table's pages,
+# so the events keep a rowid; the patient keys are small and clustered by patient.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated_us", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_audit_events_updated", "last_updated_us", "id"),
+)
+
+audit_event_patients = Table(
+    "audit_event_patients",
+    metadata,
+    Column("patient_id", String(1024), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 used_assertion_ids = Table(

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import func, insert, select, update
 
 from app.store.db import Database, SqlConnection
-from app.store.repository import format_instant
+from app.store.stored import format_instant
 from app.store.tables import review_cases
 
 OPEN = "pended"

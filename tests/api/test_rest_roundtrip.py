@@ -60,38 +60,70 @@ def test_round_trip(module_server: LiveServer, resource_type: str) -> None:
         assert_conforms(read.json(), ig=example_ig(resource_type))
         assert read.headers["etag"] == 'W/"1"'
 
-        changed = {**body, "language": "fr-CA"}
-        updated = client.put(
-            f"/fhir/{resource_type}/{rid}", json=changed, headers={"If-Match": 'W/"1"'}
-        )
-        assert updated.status_code == 200, updated.text
-        assert updated.json()["meta"]["versionId"] == "2"
-        assert updated.json()["language"] == "fr-CA"
+        if "update" in REGISTRY.resources[resource_type].interactions:
+            _update_search_and_delete(module_server, client, resource_type, body)
+        else:
+            _refuse_changes(client, resource_type, body)
 
-        stale = client.put(
-            f"/fhir/{resource_type}/{rid}", json=changed, headers={"If-Match": 'W/"1"'}
-        )
-        assert stale.status_code == 412
-        assert stale.json()["resourceType"] == "OperationOutcome"
 
-        first = client.get(f"/fhir/{resource_type}/{rid}/_history/1")
-        assert first.status_code == 200 and first.json().get("language") != "fr-CA"
-        second = client.get(f"/fhir/{resource_type}/{rid}/_history/2")
-        assert second.json()["language"] == "fr-CA"
-        history = client.get(f"/fhir/{resource_type}/{rid}/_history").json()
-        assert_conforms(history, BUNDLE, ig=example_ig(resource_type))
-        assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+def _update_search_and_delete(
+    server: LiveServer, client: httpx.Client, resource_type: str, body: dict[str, Any]
+) -> None:
+    rid = body["id"]
+    changed = {**body, "language": "fr-CA"}
+    updated = client.put(
+        f"/fhir/{resource_type}/{rid}", json=changed, headers={"If-Match": 'W/"1"'}
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["meta"]["versionId"] == "2"
+    assert updated.json()["language"] == "fr-CA"
 
-        by_id = client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()
-        assert_conforms(by_id, BUNDLE, ig=example_ig(resource_type))
-        assert by_id["total"] == 1 and _ids(by_id) == [rid]
-        _search_every_indexed_param(client, resource_type, changed, rid)
+    stale = client.put(f"/fhir/{resource_type}/{rid}", json=changed, headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["resourceType"] == "OperationOutcome"
 
-        deleted = client.delete(f"/fhir/{resource_type}/{rid}")
-        assert deleted.status_code == 204
-        assert client.get(f"/fhir/{resource_type}/{rid}").status_code == 410
-        assert client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()["total"] == 0
-        assert client.get(f"/fhir/{resource_type}/{rid}/_history/2").status_code == 200
+    first = client.get(f"/fhir/{resource_type}/{rid}/_history/1")
+    assert first.status_code == 200 and first.json().get("language") != "fr-CA"
+    second = client.get(f"/fhir/{resource_type}/{rid}/_history/2")
+    assert second.json()["language"] == "fr-CA"
+    history = client.get(f"/fhir/{resource_type}/{rid}/_history").json()
+    assert_conforms(history, BUNDLE, ig=example_ig(resource_type))
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+
+    by_id = client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()
+    assert_conforms(by_id, BUNDLE, ig=example_ig(resource_type))
+    assert by_id["total"] == 1 and _ids(by_id) == [rid]
+    _search_every_indexed_param(client, resource_type, changed, rid)
+
+    deleted = client.delete(f"/fhir/{resource_type}/{rid}")
+    assert deleted.status_code == 204
+    assert client.get(f"/fhir/{resource_type}/{rid}").status_code == 410
+    assert client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()["total"] == 0
+    assert client.get(f"/fhir/{resource_type}/{rid}/_history/2").status_code == 200
+
+
+def _refuse_changes(client: httpx.Client, resource_type: str, body: dict[str, Any]) -> None:
+    """An append-only type (AuditEvent): PUT and DELETE answer 405 and change nothing; the one
+    version is read, vread, listed in the history and found by every search parameter."""
+    rid = body["id"]
+    changed = {**body, "language": "fr-CA"}
+    for refused in (
+        client.put(f"/fhir/{resource_type}/{rid}", json=changed),
+        client.delete(f"/fhir/{resource_type}/{rid}"),
+    ):
+        assert refused.status_code == 405, refused.text
+        assert refused.headers["allow"] == "GET, POST"
+        assert refused.json()["issue"][0]["expression"] == [resource_type]
+    assert client.get(f"/fhir/{resource_type}/{rid}").json() == body
+    assert client.get(f"/fhir/{resource_type}/{rid}/_history/1").json() == body
+    assert client.get(f"/fhir/{resource_type}/{rid}/_history/2").status_code == 404
+    history = client.get(f"/fhir/{resource_type}/{rid}/_history").json()
+    assert_conforms(history, BUNDLE, ig=example_ig(resource_type))
+    assert [e["resource"] for e in history["entry"]] == [body]
+    by_id = client.get(f"/fhir/{resource_type}", params={"_id": rid}).json()
+    assert_conforms(by_id, BUNDLE, ig=example_ig(resource_type))
+    assert by_id["total"] == 1 and _ids(by_id) == [rid]
+    _search_every_indexed_param(client, resource_type, body, rid)
 
 
 def _search_every_indexed_param(

@@ -97,9 +97,10 @@ def test_every_hook_call_and_its_response_is_logged(crd: CrdServer, inferno_ehr:
 
 @pytest.mark.requirement("CRD", "sec-6")
 def test_nothing_received_is_kept_but_the_log_and_the_assertion(crd: CrdServer) -> None:
-    """A call carrying the EHR's patient, coverage, practitioner and orders adds one resource
-    to the payer's database, its AuditEvent; none of the EHR's resources is stored (the coverage
-    assertion, kept apart for DTR and PAS, holds only the decisions and their inputs)."""
+    """A call carrying the EHR's patient, coverage, practitioner and orders adds one record to
+    the payer's database, its AuditEvent, and no other resource: none of the EHR's resources is
+    stored (the coverage assertion, kept apart for DTR and PAS, holds only the decisions and
+    their inputs)."""
     url = crd.server.settings.database_url
     body = multi_order_sign(SILVER_MEMBER, [LUMBAR_MRI, ADALIMUMAB])
     body["context"]["patientId"] = "ehr-sec6-patient"
@@ -111,8 +112,10 @@ def test_nothing_received_is_kept_but_the_log_and_the_assertion(crd: CrdServer) 
     response = crd.call("order-sign-crd", body)
     assert response.status_code == 200
     after = row_counts(url)
-    assert after["resources"] - before["resources"] == 1
-    assert after["resource_versions"] == before["resource_versions"], "a new resource: no history"
+    assert after["audit_events"] - before["audit_events"] == 1
+    assert after["resources"] == before["resources"], "no resource of the EHR's"
+    assert after["search_index"] == before["search_index"]
+    assert after["resource_versions"] == before["resource_versions"]
     assert len(_audit_events(url)) == events_before + 1
     received = [
         ("Patient", "ehr-sec6-patient"),

@@ -15,7 +15,8 @@ from app.config import Settings
 from app.pas.outbox import PENDING, OutboxWorker, enqueue
 from app.registry import REGISTRY
 from app.store.db import Database
-from app.store.repository import ResourceStore, now_us
+from app.store.repository import ResourceStore
+from app.store.stored import now_us
 from app.store.tables import pas_outbox, pas_subscriptions
 from tests.conftest import DatabaseFactory
 from tests.support.databases import on_a_new_store, with_and_without_point_reader

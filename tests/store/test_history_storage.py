@@ -20,7 +20,8 @@ from app.fhir.outcomes import FhirError
 from app.registry import REGISTRY
 from app.store.db import Database, create_database
 from app.store.migrate import alembic_config, upgrade_database
-from app.store.repository import ResourceStore, StoredResource
+from app.store.repository import ResourceStore
+from app.store.stored import StoredResource
 from tests.conftest import DatabaseFactory
 from tests.support.databases import on_a_new_store, with_and_without_point_reader
 from tests.support.ig_examples import example_for

@@ -9,7 +9,7 @@ from tests.support.databases import on_database
 
 
 def row_counts(database_url: str) -> dict[str, int]:
-    """Counts of the resource, version and index tables, on a connection of our own."""
+    """Counts of the resource, version, index and audit tables, on a connection of our own."""
 
     async def count(database: Database) -> dict[str, int]:
         return await ResourceStore(database, REGISTRY).count_rows()

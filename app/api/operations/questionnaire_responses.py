@@ -28,7 +28,8 @@ from app.fhir.models import check_resource, parse_json_body
 from app.fhir.negotiation import check_body_media_type, negotiate
 from app.fhir.outcomes import FhirError, Issue, operation_outcome
 from app.fhir.validation.policy import check_inbound
-from app.store.repository import StoredResource, parse_if_match
+from app.store.repository import parse_if_match
+from app.store.stored import StoredResource
 
 router = APIRouter()
 

@@ -149,7 +149,7 @@ def _immutable(resource_type: str, resource_id: str) -> FhirError:
         "not-supported",
         f"{resource_type}/{resource_id} cannot be changed: the audit trail is append-only",
         resource_type,
-        headers={"Allow": "GET"},
+        headers={"Allow": "GET, POST"},  # as the REST layer answers (`app.api.resources`)
     )
 
 

@@ -2,8 +2,9 @@
 
 Every CDS Hooks call, PAS submission and reviewer decision writes one, which makes it the
 server's busiest write. As a generic resource an event took a `resources` row with its two
-indexes and a `search_index` row with its two: about a tenth of a CRD call's CPU beyond the same
-facts in a table of their own (bench/results/crd.md, sessions 14 and 15). Here the event's JSON
+indexes and a `search_index` row with its two: 5-8% more of a CRD call's CPU than the same
+event in a table of its own (measured in-process: bench/results/crd.md, sessions 14 and 15).
+Here the event's JSON
 is one `audit_events` row, and each patient it names one `audit_event_patients` key, which
 together with `_id`, `_lastUpdated` and paging serves every AuditEvent search the registry
 declares (its one search parameter, `patient`; `check_served` keeps the two in step).

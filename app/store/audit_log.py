@@ -2,12 +2,13 @@
 
 Every CDS Hooks call, PAS submission and reviewer decision writes one, which makes it the
 server's busiest write. As a generic resource an event took a `resources` row with its two
-indexes and a `search_index` row with its two: 5-8% more of a CRD call's CPU than the same
-event in a table of its own (measured in-process: bench/results/crd.md, sessions 14 and 15).
-Here the event's JSON
-is one `audit_events` row, and each patient it names one `audit_event_patients` key, which
-together with `_id`, `_lastUpdated` and paging serves every AuditEvent search the registry
-declares (its one search parameter, `patient`; `check_served` keeps the two in step).
+indexes and a `search_index` row with its two, and the search index grew by a row per CRD call.
+Here the event's JSON is one `audit_events` row, and each patient it names one
+`audit_event_patients` key (four B-trees instead of six), which together with `_id`,
+`_lastUpdated` and paging serves every AuditEvent search the registry declares (its one search
+parameter, `patient`; `check_served` keeps the two in step). Measured on a CRD call
+(bench/results/crd.md, session 15): a quarter fewer SQLite instructions, 0.4% fewer in all, and
+no difference over HTTP beyond this machine's noise.
 
 The audit trail is append-only: AuditEvents are created, read and searched, never updated or
 deleted (the registry leaves those interactions out; `ResourceWriter` refuses them). A database

@@ -34,6 +34,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,12 +135,14 @@ def _describe_rows(rows: dict[str, int]) -> str:
     return f"{resources:,} resources ({parts}...), {rows['search_index']:,} search-index rows"
 
 
-def ratio_rows(runs: list[Run]) -> list[tuple[int, Run, Run]]:
-    """(round, grown run, fresh run) for every round."""
+def ratio_rows(
+    runs: list[Run], measured: str = GROWN, reference: str = FRESH
+) -> list[tuple[int, Run, Run]]:
+    """(round, `measured` run, `reference` run) for every round (by target name)."""
     by_round: dict[int, dict[str, Run]] = {}
     for run in runs:
         by_round.setdefault(run.round, {})[run.target] = run
-    return [(number, pair[GROWN], pair[FRESH]) for number, pair in sorted(by_round.items())]
+    return [(number, pair[measured], pair[reference]) for number, pair in sorted(by_round.items())]
 
 
 def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
@@ -289,12 +292,15 @@ def run(args: argparse.Namespace, work: Path) -> str:
     return render(runs, growth, facts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="greenlight-growth-"))
+def run_and_report(
+    args: argparse.Namespace, prefix: str, measure: Callable[[argparse.Namespace, Path], str]
+) -> int:
+    """`measure(args, work)` in a temporary directory, servers stopped after; its report printed
+    and written to `args.output`. 1 when the bench failed."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         with servers_stopped_on_exit():
-            report = run(args, work)
+            report = measure(args, work)
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
@@ -309,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(report, encoding="utf-8")
     print(f"written to {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_and_report(parse_args(argv), "greenlight-growth-", run)
 
 
 if __name__ == "__main__":

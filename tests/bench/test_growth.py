@@ -10,26 +10,9 @@ import orjson
 import pytest
 
 from bench import growth
-from bench.harness import Run, parse_args, patient_requests
-from bench.loadgen import LoadResult, fill_request
-
-
-def _run(target: str, number: int, p50_ms: float, cpu_s: float) -> Run:
-    result = LoadResult(
-        requests=1000,
-        errors=0,
-        error_kinds={},
-        elapsed_s=10.0,
-        rps=100.0,
-        p50_ms=p50_ms,
-        p90_ms=p50_ms * 1.2,
-        p99_ms=p50_ms * 1.5,
-        max_ms=p50_ms * 2,
-        mean_ms=p50_ms,
-        generator_cpu_s=1.0,
-        completed_total=1000,
-    )
-    return Run("crd-order-sign", target, result, cpu_s, 12.0, round=number, rounds=3)
+from bench.harness import parse_args, patient_requests
+from bench.loadgen import fill_request
+from tests.bench.runs import measured_run
 
 
 def test_patient_request_template_fills_to_a_patient_with_that_member_id() -> None:
@@ -60,12 +43,14 @@ def _growth() -> growth.Growth:
 
 def test_report_gives_each_round_and_judges_the_median_ratios() -> None:
     runs = [
-        _run(growth.GROWN, 1, 20.0, 1.30),
-        _run(growth.FRESH, 1, 20.0, 1.25),
-        _run(growth.GROWN, 2, 30.0, 1.80),  # one slow round moves the median by one place only
-        _run(growth.FRESH, 2, 20.0, 1.20),
-        _run(growth.GROWN, 3, 21.0, 1.26),
-        _run(growth.FRESH, 3, 20.0, 1.20),
+        measured_run(growth.GROWN, 1, 20.0, 1.30),
+        measured_run(growth.FRESH, 1, 20.0, 1.25),
+        measured_run(
+            growth.GROWN, 2, 30.0, 1.80
+        ),  # one slow round moves the median by one place only
+        measured_run(growth.FRESH, 2, 20.0, 1.20),
+        measured_run(growth.GROWN, 3, 21.0, 1.26),
+        measured_run(growth.FRESH, 3, 20.0, 1.20),
     ]
     report = growth.render(runs, _growth(), {"command": "test"})
     assert report.count("\n| 1 | 20.00 | 20.00 | 1.00x |") == 1
@@ -81,7 +66,7 @@ def test_report_gives_each_round_and_judges_the_median_ratios() -> None:
 
 
 def test_report_says_not_met_when_the_grown_server_is_dearer() -> None:
-    runs = [_run(growth.GROWN, 1, 24.0, 1.5), _run(growth.FRESH, 1, 20.0, 1.2)]
+    runs = [measured_run(growth.GROWN, 1, 24.0, 1.5), measured_run(growth.FRESH, 1, 20.0, 1.2)]
     report = growth.render(runs, _growth(), {})
     assert "p50 **1.20x**, CPU per call **1.25x**" in report
     assert "**NOT met**" in report

@@ -28,34 +28,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import shutil
 import sqlite3
-import statistics
 import sys
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import crd
-from bench.harness import (
-    INTERLEAVE_SETTLE,
-    REPO_ROOT,
-    BenchClient,
-    BenchError,
-    CrdLoad,
-    Databases,
-    Instance,
-    Run,
-    clean_env,
-    crd_smoke_test,
-    group_rss_mb,
-    grow,
-    measure_crd_interleaved,
-    servers_stopped_on_exit,
-    start_greenlight,
+from bench.harness import Instance, Run, group_rss_mb, grow
+from bench.pair import (
+    Setting,
+    add_load_options,
+    check_load_options,
+    measure_round,
+    ratio_table,
+    run_and_report,
 )
 from bench.scenarios import SCENARIOS
 
@@ -135,16 +121,6 @@ def _describe_rows(rows: dict[str, int]) -> str:
     return f"{resources:,} resources ({parts}...), {rows['search_index']:,} search-index rows"
 
 
-def ratio_rows(
-    runs: list[Run], measured: str = GROWN, reference: str = FRESH
-) -> list[tuple[int, Run, Run]]:
-    """(round, `measured` run, `reference` run) for every round (by target name)."""
-    by_round: dict[int, dict[str, Run]] = {}
-    for run in runs:
-        by_round.setdefault(run.round, {})[run.target] = run
-    return [(number, pair[measured], pair[reference]) for number, pair in sorted(by_round.items())]
-
-
 def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
     """The report: facts, a row per round, the medians and the verdict."""
     processes = (
@@ -161,28 +137,7 @@ def render(runs: list[Run], growth: Growth, facts: dict[str, str]) -> str:
         f"- **processes**: {processes}, after the rounds: grown "
         f"{growth.grown_footprint.describe()}; fresh {growth.fresh_footprint.describe()}",
         "",
-        "| round | grown p50 ms | fresh p50 ms | p50 grown/fresh | grown p99 ms | fresh p99 ms "
-        "| grown CPU ms/call | fresh CPU ms/call | CPU grown/fresh | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    p50_ratios, cpu_ratios = [], []
-    for number, grown, fresh in ratio_rows(runs):
-        p50 = grown.result.p50_ms / fresh.result.p50_ms
-        cpu = grown.server_cpu_ms_per_request / fresh.server_cpu_ms_per_request
-        p50_ratios.append(p50)
-        cpu_ratios.append(cpu)
-        out.append(
-            f"| {number} | {grown.result.p50_ms:.2f} | {fresh.result.p50_ms:.2f} | {p50:.2f}x "
-            f"| {grown.result.p99_ms:.2f} | {fresh.result.p99_ms:.2f} "
-            f"| {grown.server_cpu_ms_per_request:.3f} | {fresh.server_cpu_ms_per_request:.3f} "
-            f"| {cpu:.2f}x | {grown.result.errors + fresh.result.errors} |"
-        )
-    p50_median, cpu_median = statistics.median(p50_ratios), statistics.median(cpu_ratios)
-    met = p50_median <= LIMIT and cpu_median <= LIMIT
-    out += [
-        "",
-        f"Median grown/fresh: p50 **{p50_median:.2f}x**, CPU per call **{cpu_median:.2f}x** "
-        f"(target: both within {LIMIT:g}x): **{'met' if met else 'NOT met'}**.",
+        *ratio_table(runs, GROWN, FRESH, ("grown", "fresh"), LIMIT),
         "",
     ]
     return "\n".join(out)
@@ -192,83 +147,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--patients", type=int, default=100_000, help="Patients to create")
     parser.add_argument("--orders", type=int, default=20_000, help="new orders to answer (CRD)")
-    parser.add_argument("--rounds", type=int, default=4, help="measured rounds (4)")
-    parser.add_argument("--interleave", type=float, default=1.0, help="slice seconds (1)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target")
-    parser.add_argument("--concurrency", type=int, default=16, help="virtual clients (16)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout seconds")
-    parser.add_argument(
-        "--output", type=Path, default=REPO_ROOT / "bench" / "results" / "crd-growth.md"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_load_options(parser, rounds=4, output="crd-growth.md")
     parser.add_argument(
         "--restart",
         action="store_true",
         help="restart both servers after the growth: only the databases differ, not the processes",
     )
     args = parser.parse_args(argv)
-    if args.patients < 0 or args.orders < 0 or args.rounds < 1:
-        parser.error("--patients and --orders must be at least 0, --rounds at least 1")
-    if not INTERLEAVE_SETTLE < args.interleave <= 60:
-        parser.error(f"--interleave must be in ({INTERLEAVE_SETTLE:g}, 60] seconds")
-    args.workers = 1
-    args.ready_timeout = 60.0
+    if args.patients < 0 or args.orders < 0:
+        parser.error("--patients and --orders must be at least 0")
+    check_load_options(parser, args, ready_timeout=60.0)
     return args
 
 
-def _start(
-    args: argparse.Namespace,
-    work: Path,
-    env: dict[str, str],
-    label: str,
-    client: BenchClient,
-    load: CrdLoad,
-    secret: str,
-) -> Instance:
-    return start_greenlight(
-        args,
-        True,
-        work,
-        env,
-        label,
-        client=client,
-        signer=load.signer,
-        secret=secret,
-        topic_count=None,
-        startups=[],
-        databases=Databases(),
-    )
-
-
 def run(args: argparse.Namespace, work: Path) -> str:
-    env = clean_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    secret = secrets.token_urlsafe(48)
-    client = BenchClient.generate()
-    pools = work / "pools"
-    pools.mkdir()
-    load = CrdLoad(crd.CdsSigner.generate("ES384"), pools, {})
-    grown = _start(args, work, env, GROWN, client, load, secret)
-    fresh = _start(args, work, env, FRESH, client, load, secret)
-    seconds = grow(grown, load.signer, args.patients, args.orders, pools, env)
+    setting = Setting.new(work)
+    grown = setting.start(args, work, GROWN)
+    fresh = setting.start(args, work, FRESH)
+    load = setting.load
+    seconds = grow(grown, load.signer, args.patients, args.orders, load.pools, setting.env)
     print(f"grown in {seconds:.0f}s", flush=True)
     if args.restart:
         for instance in (grown, fresh):
             print(f"restarting {instance.server.name}", flush=True)
             instance.server.restart("/fhir/metadata", args.ready_timeout)
-    scenario = SCENARIOS["crd-order-sign"]
     runs: list[Run] = []
     for number in range(1, args.rounds + 1):
         print(f"round {number}/{args.rounds}", flush=True)
-        # which server takes the first slice alternates: no side always follows the other
-        first, second = (grown, fresh) if number % 2 else (fresh, grown)
-        servers = (first.server, second.server)
-        audiences = (crd.service_url(servers[0].base_url), crd.service_url(servers[1].base_url))
-        for server, audience in zip(servers, audiences, strict=True):
-            crd_smoke_test(server, load.signer, audience)
-        pair = measure_crd_interleaved(servers, scenario, audiences, load, args, env)
-        runs += [replace(run, round=number, rounds=args.rounds) for run in pair]
+        runs += measure_round(args, setting, (grown, fresh), [SCENARIOS["crd-order-sign"]], number)
     growth = Growth(
         args.patients,
         args.orders,
@@ -290,31 +196,6 @@ def run(args: argparse.Namespace, work: Path) -> str:
         "command": "python -m bench.growth " + " ".join(sys.argv[1:]),
     }
     return render(runs, growth, facts)
-
-
-def run_and_report(
-    args: argparse.Namespace, prefix: str, measure: Callable[[argparse.Namespace, Path], str]
-) -> int:
-    """`measure(args, work)` in a temporary directory, servers stopped after; its report printed
-    and written to `args.output`. 1 when the bench failed."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        with servers_stopped_on_exit():
-            report = measure(args, work)
-    except BenchError as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print()
-    print(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report, encoding="utf-8")
-    print(f"written to {args.output}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

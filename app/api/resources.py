@@ -1,6 +1,8 @@
 """The FHIR REST interactions at `/fhir/<type>`: read, vread, history, create, update, delete,
-search. Routes exist only for the types in the registry (unknown types answer 404). Read and
-vread also answer under the PAS 2.2.1 base, whose responses name resources by URLs below it.
+search. Routes exist only for the types in the registry (unknown types answer 404), and only for
+the interactions it gives a type (others answer 405 with `Allow`: AuditEvent is append-only).
+Read and vread also answer under the PAS 2.2.1 base, whose responses name resources by URLs
+below it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Reads go through `ResourceStore`; every write happens inside `ResourceStore.transaction()`, one
 database transaction per unit of work, so a request that fails part-way leaves nothing behind.
 Domain code receives `StoredResource` values (JSON bytes plus version metadata), never ORM rows.
+AuditEvents are written to and read from tables of their own (`app.store.audit_log`).
 """
 
 from __future__ import annotations

@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +44,7 @@ from tests.crd.conftest import CrdPayer, CrdServer, crd_payer
 from tests.crd.hook_requests import order_sign
 from tests.crd.requirement_helpers import GOLD_MEMBER, coverage_by_order
 from tests.support.live_server import LiveServer
+from tests.support.processes import serving_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,36 +153,18 @@ def _serving(port: int, environment: dict[str, str], trust: ssl.SSLContext) -> I
     """`greenlight serve` on `port` until the block ends; yields its https base URL once it
     answers discovery."""
     base = f"https://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with serving_process(
+        command,
         cwd=ROOT,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/cds-services", verify=trust, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                assert process.stderr is not None
-                pytest.fail(f"greenlight serve exited: {process.stderr.read().decode()[-2000:]}")
-            assert time.monotonic() < deadline, "greenlight serve did not start"
-            time.sleep(0.1)
+        ready_url=f"{base}/cds-services",
+        verify=trust,
+        start_seconds=60,
+        stop_seconds=15,
+        keep_stderr=True,
+    ):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import FHIR_PACKAGES
 from tests.support.postgres import free_port
+from tests.support.processes import serving_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,41 +40,18 @@ def server_process(
         "GREENLIGHT_PAS_OUTBOX_LEASE_SECONDS": "1",
         **{f"GREENLIGHT_{key.upper()}": value for key, value in settings.items()},
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/fhir/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "the server process exited"
-            assert time.monotonic() < deadline, "the server process did not start"
-            time.sleep(0.1)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with serving_process(command, cwd=ROOT, env=env, ready_url=f"{base}/fhir/metadata") as process:
         yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
